@@ -1,0 +1,1 @@
+"""Small shared types with no dependencies beyond the standard library."""

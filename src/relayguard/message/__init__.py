@@ -1,0 +1,1 @@
+"""Message parsing: raw bytes to immutable facts (headers, parts, URLs, relay chain)."""
