@@ -1,0 +1,1 @@
+"""Pure scoring: hits + weights + group caps + thresholds -> verdict and action."""
