@@ -24,6 +24,9 @@ PARSER_SYMBOLS: tuple[SymbolDef, ...] = (
     SymbolDef("CHARSET_UNKNOWN", "mime", "A part declares a charset Python does not know"),
     SymbolDef("CHARSET_INVALID", "mime", "A part's bytes are not valid in its declared charset"),
     SymbolDef("BAD_CTE", "mime", "A part's transfer encoding could not be decoded"),
+    SymbolDef(
+        "RCVD_PARSER_ERROR", "received", "The Received parser failed on this message (a bug: please report)"
+    ),
     SymbolDef("MANY_URLS", "body", "More URLs than [limits] max_urls; the rest were not extracted"),
     SymbolDef("TEXT_TRUNCATED", "body", "Decoded text longer than [limits] max_text_chars was cut"),
 )

@@ -10,6 +10,7 @@ from __future__ import annotations
 import codecs
 import email.parser
 import email.policy
+import logging
 from email.message import Message
 
 from relayguard.config.schema import LimitSettings, Settings
@@ -17,6 +18,7 @@ from relayguard.message.facts import Attachment, Envelope, Header, MessageFacts,
 from relayguard.message.headers import parse_headers, split_header_block
 from relayguard.message.html_text import html_to_text
 from relayguard.message.received import build_chain
+from relayguard.message.relay import RelayChain
 from relayguard.message.trust import TrustConfig
 from relayguard.message.urls import find_urls, make_url
 
@@ -26,6 +28,7 @@ _BOUNDARY_DEFECTS = {
     "CloseBoundaryNotFoundDefect",
     "NoBoundaryInMultipartDefect",
 }
+log = logging.getLogger("relayguard.message")
 _trust_cache: dict[tuple[tuple[str, ...], ...], TrustConfig] = {}
 
 
@@ -175,7 +178,12 @@ def parse_message(raw: bytes, settings: Settings, envelope: Envelope | None = No
         urls.append(u)
 
     received = [h.raw for h in headers if h.name.lower() == "received"]
-    chain = build_chain(received, trust_config(settings))
+    try:
+        chain = build_chain(received, trust_config(settings))
+    except Exception as exc:  # a parser bug on one hostile line must not cost the verdict
+        log.exception("Received chain parser failed")
+        defects.add(("RCVD_PARSER_ERROR", type(exc).__name__))
+        chain = RelayChain(unparsed=len(received), unparsed_lines=tuple(received))
     return MessageFacts(
         raw=raw,
         size=size,

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 
 from relayguard.checks.api import Check, CheckContext, Hit, Stage, SymbolDef, Updater
 from relayguard.config.schema import Settings
+from relayguard.message.defects import PARSER_SYMBOLS
 from relayguard.message.facts import MessageFacts
 from relayguard.scoring.verdict import Scorer, Verdict
 
@@ -26,7 +27,7 @@ class Pipeline:
         self.checks = tuple(checks)
         self.updaters = tuple(updaters)
         self.scorer = Scorer.from_settings(settings)
-        self.defs: dict[str, SymbolDef] = {}
+        self.defs: dict[str, SymbolDef] = {d.name: d for d in PARSER_SYMBOLS}
         for c in self.checks:
             for d in c.declared():
                 if d.name in self.defs and self.defs[d.name] != d:
