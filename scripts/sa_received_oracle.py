@@ -1,0 +1,263 @@
+#!/usr/bin/env python3
+"""Agreement of relayguard's Received parser and trust walk with SpamAssassin's, over a corpus.
+
+SpamAssassin's own parser runs once (scripts/sa_received_dump.pl, one perl process for all
+messages and trust configurations); its output is cached in bench/results/ so reruns only redo the
+Python side. Prints agreement per field (ip, rdns, helo, by, ident, auth, envfrom, id), on the
+parse outcome (hop / skipped / unparsed), and on the trusted/untrusted and internal/external split
+under each trust configuration.
+
+    .venv/bin/python scripts/sa_received_oracle.py [CORPUS] [--refresh] [--examples N] [--json OUT]
+
+CORPUS defaults to ../shared/data/corpus/spamassassin-public (its ham/ and spam/ directories);
+files or directories may be given instead.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import json
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO / "src"))
+
+from relayguard.message.received import build_chain, parse_received  # noqa: E402
+from relayguard.message.relay import Relay  # noqa: E402
+from relayguard.message.trust import TrustConfig  # noqa: E402
+
+DEFAULT_CORPUS = Path("../shared/data/corpus/spamassassin-public")
+DUMP = REPO / "scripts" / "sa_received_dump.pl"
+FIELDS = ("ip", "rdns", "helo", "by", "ident", "auth", "envfrom", "id")
+PRIVATE = ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"]
+
+
+@dataclass(frozen=True)
+class TrustCase:
+    name: str
+    trusted: list[str]
+    internal: list[str]
+    msa: list[str]
+
+    def perl_arg(self) -> str:
+        return "|".join([self.name, " ".join(self.trusted), " ".join(self.internal), " ".join(self.msa)])
+
+    def config(self) -> TrustConfig:
+        return TrustConfig.from_lists(self.trusted, self.internal, self.msa)
+
+
+# Networks chosen from the corpus's own frequent relays (list servers and the recipients' MX), so
+# that each configuration moves the trust boundary on many messages.
+CASES = (
+    TrustCase("inferred", [], [], []),
+    TrustCase(
+        "trusted",
+        [*PRIVATE, "64.161.22.236", "194.125.145.45", "66.187.233.0/24", "!66.187.233.211", "193.120.211.219"],
+        [],
+        [],
+    ),
+    TrustCase(
+        "internal+trusted",
+        [*PRIVATE, "64.161.22.236", "194.125.145.45", "193.120.211.219", "213.105.180.140", "66.187.233.0/24"],
+        [*PRIVATE, "194.125.145.45"],
+        [],
+    ),
+    TrustCase("msa", [*PRIVATE, "194.125.145.45", "64.161.22.236"], [], ["194.125.145.45"]),
+)
+
+
+def corpus_files(paths: list[Path]) -> list[Path]:
+    out: list[Path] = []
+    for p in paths:
+        if p.is_dir():
+            out.extend(sorted(q for q in p.rglob("*") if q.is_file() and not q.name.startswith(".")))
+        elif p.is_file():
+            out.append(p)
+    return out
+
+
+def run_sa(files: list[Path], cases: tuple[TrustCase, ...], cache: Path | None) -> list[dict[str, Any]]:
+    proc = subprocess.run(
+        ["perl", str(DUMP), *(c.perl_arg() for c in cases)],
+        input="".join(f"{f}\n" for f in files),
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    if cache is not None:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        cache.write_text(proc.stdout)
+    return [json.loads(line) for line in proc.stdout.splitlines() if line.strip()]
+
+
+_STRIP = str.maketrans({c: "!" for c in " \t\n\r\x00#[]()<>|"})
+
+
+def sa_view(value: str | None) -> str:
+    """Our field as SpamAssassin would print it (it maps `[]()<>|#`, NUL and blanks to `!`)."""
+    return (value or "").translate(_STRIP)
+
+
+def field_of(r: Relay, name: str) -> str:
+    v: str | None = getattr(r, name)
+    if name in ("id", "auth"):
+        return v or ""
+    if name == "envfrom":
+        return sa_view(v)
+    return sa_view(v)
+
+
+def outcome(sa: object) -> str:
+    return "unparsed" if sa is None else "skipped" if sa == 0 else "hop"
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("corpus", nargs="*", type=Path, help=f"files or directories (default {DEFAULT_CORPUS})")
+    ap.add_argument("--cache", type=Path, default=REPO / "bench" / "results" / "sa_received.jsonl")
+    ap.add_argument("--refresh", action="store_true", help="rerun SpamAssassin even if the cache exists")
+    ap.add_argument("--examples", type=int, default=3, help="disagreements to print per field")
+    ap.add_argument("--json", type=Path, help="also write the figures as JSON here")
+    args = ap.parse_args(argv)
+
+    roots = args.corpus or [(REPO / DEFAULT_CORPUS / "ham"), (REPO / DEFAULT_CORPUS / "spam")]
+    t0 = time.monotonic()
+    if args.cache.exists() and not args.refresh and not args.corpus:
+        records = [json.loads(line) for line in args.cache.read_text().splitlines() if line.strip()]
+        print(f"SpamAssassin output from cache {args.cache.relative_to(REPO)} ({len(records)} messages)")
+    else:
+        files = corpus_files(roots)
+        if not files:
+            print(f"no files under {', '.join(map(str, roots))}", file=sys.stderr)
+            return 2
+        print(f"running SpamAssassin over {len(files)} files ...", flush=True)
+        records = run_sa(files, CASES, args.cache if not args.corpus else None)
+        print(f"  done in {time.monotonic() - t0:.1f}s")
+
+    report = compare(records, args.examples)
+    if args.json:
+        args.json.write_text(json.dumps(report, indent=2))
+    ok = all(v >= 99.0 for v in report["fields_pct"].values()) and all(
+        v >= 99.0 for c in report["splits_pct"].values() for v in c.values()
+    )
+    return 0 if ok else 1
+
+
+def compare(records: list[dict[str, Any]], n_examples: int) -> dict[str, Any]:
+    lines = 0
+    outcome_agree = 0
+    outcome_conf: collections.Counter[tuple[str, str]] = collections.Counter()
+    field_total = 0
+    field_agree: collections.Counter[str] = collections.Counter()
+    examples: dict[str, list[str]] = collections.defaultdict(list)
+    t_parse = 0.0
+
+    for rec in records:
+        if "error" in rec:
+            continue
+        for value, sa in zip(rec["received"], rec["parsed"], strict=True):
+            lines += 1
+            t = time.perf_counter()
+            p = parse_received(value)
+            t_parse += time.perf_counter() - t
+            ours = "hop" if p.relay else "skipped" if p.skip else "unparsed"
+            theirs = outcome(sa)
+            outcome_conf[(theirs, ours)] += 1
+            if ours == theirs:
+                outcome_agree += 1
+            elif len(examples["outcome"]) < n_examples:
+                examples["outcome"].append(f"SA {theirs}, ours {ours}: {value}")
+            if theirs != "hop":
+                continue
+            field_total += 1
+            for name in FIELDS:
+                want = sa.get(name) or ""
+                got = field_of(p.relay, name) if p.relay else ""
+                if name == "envfrom":
+                    want = want or ""
+                if got == want:
+                    field_agree[name] += 1
+                elif len(examples[name]) < n_examples:
+                    examples[name].append(f"SA {want!r}, ours {got!r}: {value}")
+
+    splits: dict[str, dict[str, float]] = {}
+    split_examples: dict[str, list[str]] = collections.defaultdict(list)
+    for case in CASES:
+        cfg = case.config()
+        n = agree_t = agree_i = agree_le = agree_msa = 0
+        for rec in records:
+            if "error" in rec:
+                continue
+            sp = rec["splits"][case.name]
+            parsed = rec["parsed"]
+            chain = build_chain(rec["received"], cfg)
+            n += 1
+
+            def sa_ips(key: str, sp: dict[str, list[int]] = sp, parsed: list[Any] = parsed) -> list[str]:
+                return [parsed[i]["ip"] for i in sp[key]]
+
+            ours_t = [sa_view(r.ip) for r in chain.trusted]
+            ours_u = [sa_view(r.ip) for r in chain.untrusted]
+            ours_i = [sa_view(r.ip) for r in chain.internal]
+            ours_e = [sa_view(r.ip) for r in chain.external]
+            if ours_t == sa_ips("trusted") and ours_u == sa_ips("untrusted"):
+                agree_t += 1
+            elif len(split_examples[case.name]) < n_examples:
+                split_examples[case.name].append(
+                    f"{rec['path']}: SA trusted {sa_ips('trusted')} untrusted {sa_ips('untrusted')};"
+                    f" ours trusted {ours_t} untrusted {ours_u}"
+                )
+            if ours_i == sa_ips("internal") and ours_e == sa_ips("external"):
+                agree_i += 1
+            sa_le = sa_ips("external")[:1]
+            if [sa_view(chain.last_external.ip)] if chain.last_external else [] == sa_le:
+                pass
+            if ([sa_view(chain.last_external.ip)] if chain.last_external else []) == sa_le:
+                agree_le += 1
+            if [sa_view(r.ip) for r in chain.trusted if r.msa] == sa_ips("msa"):
+                agree_msa += 1
+        splits[case.name] = {
+            "trusted/untrusted": 100.0 * agree_t / max(n, 1),
+            "internal/external": 100.0 * agree_i / max(n, 1),
+            "last_external": 100.0 * agree_le / max(n, 1),
+            "msa": 100.0 * agree_msa / max(n, 1),
+        }
+
+    fields_pct = {name: 100.0 * field_agree[name] / max(field_total, 1) for name in FIELDS}
+    print(f"\n{len(records)} messages, {lines} Received headers, {field_total} hops parsed by SpamAssassin")
+    print(f"parse outcome (hop/skipped/unparsed) agreement: {100.0 * outcome_agree / max(lines, 1):.2f}%")
+    for (theirs, ours), k in sorted(outcome_conf.items()):
+        if theirs != ours:
+            print(f"  SA {theirs:8} ours {ours:8} {k}")
+    print(f"relayguard parse time: {t_parse:.2f}s ({1e6 * t_parse / max(lines, 1):.1f} µs/header)")
+    print("\nper field (over hops SpamAssassin parsed):")
+    for name in FIELDS:
+        print(f"  {name:8} {fields_pct[name]:7.2f}%  ({field_total - field_agree[name]} differ)")
+    print("\ntrust split per message:")
+    keys = ("trusted/untrusted", "internal/external", "last_external", "msa")
+    print(f"  {'config':18}" + "".join(f"{k:>20}" for k in keys))
+    for case in CASES:
+        print(f"  {case.name:18}" + "".join(f"{splits[case.name][k]:19.2f}%" for k in keys))
+    if n_examples:
+        print("\nexamples of disagreement:")
+        for key, exs in [*examples.items(), *split_examples.items()]:
+            for e in exs:
+                print(f"  [{key}] {e[:400]}")
+    return {
+        "messages": len(records),
+        "headers": lines,
+        "hops": field_total,
+        "outcome_pct": 100.0 * outcome_agree / max(lines, 1),
+        "fields_pct": fields_pct,
+        "splits_pct": splits,
+    }
+
+
+if __name__ == "__main__":
+    sys.exit(main())
