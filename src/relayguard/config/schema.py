@@ -9,6 +9,7 @@ from typing import Annotated
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from relayguard.core.netset import parse_net_entry
+from relayguard.frontends.settings import FrontendsSettings
 
 
 class Section(BaseModel):
@@ -121,6 +122,6 @@ class Settings(Section):
     classifier: dict[str, object] = Field(default_factory=dict)
     dnsbl: dict[str, object] = Field(default_factory=dict)
     inbound: dict[str, object] = Field(default_factory=dict)
-    frontends: dict[str, object] = Field(default_factory=dict)
+    frontends: FrontendsSettings = FrontendsSettings()
     outbound: dict[str, object] = Field(default_factory=dict)
     arf: dict[str, object] = Field(default_factory=dict)
