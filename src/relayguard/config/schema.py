@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from relayguard.core.netset import parse_net_entry
 from relayguard.frontends.settings import FrontendsSettings
+from relayguard.outbound.settings import OutboundSettings
 
 
 class Section(BaseModel):
@@ -123,5 +124,5 @@ class Settings(Section):
     dnsbl: dict[str, object] = Field(default_factory=dict)
     inbound: dict[str, object] = Field(default_factory=dict)
     frontends: FrontendsSettings = FrontendsSettings()
-    outbound: dict[str, object] = Field(default_factory=dict)
+    outbound: OutboundSettings = OutboundSettings()
     arf: dict[str, object] = Field(default_factory=dict)

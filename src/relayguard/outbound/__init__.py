@@ -1,0 +1,1 @@
+"""Compromised-customer detection at the ISP's own relays (docs/outbound.md)."""
