@@ -8,6 +8,7 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from relayguard.classifier.settings import ClassifierSettings
 from relayguard.core.netset import parse_net_entry
 from relayguard.frontends.settings import FrontendsSettings
 from relayguard.outbound.settings import OutboundSettings
@@ -120,7 +121,7 @@ class Settings(Section):
     groups: dict[str, GroupSettings] = Field(default_factory=dict)
     scores: dict[str, float] = Field(default_factory=dict)
     # Sections owned by later features; each is a plain table until its feature defines a model.
-    classifier: dict[str, object] = Field(default_factory=dict)
+    classifier: ClassifierSettings = ClassifierSettings()
     dnsbl: dict[str, object] = Field(default_factory=dict)
     inbound: dict[str, object] = Field(default_factory=dict)
     frontends: FrontendsSettings = FrontendsSettings()
