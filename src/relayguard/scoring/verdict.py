@@ -33,9 +33,7 @@ class Verdict:
             "action": str(self.action),
             "score": round(self.score, 3),
             "required_score": self.required_score,
-            "symbols": {
-                n: {"score": round(s.score, 3), "options": list(s.options)} for n, s in self.symbols.items()
-            },
+            "symbols": {n: {"score": round(s.score, 3), "options": list(s.options)} for n, s in self.symbols.items()},
         }
 
 
@@ -83,15 +81,13 @@ class Scorer:
             if s > 0:
                 by_group[d.group] = by_group.get(d.group, 0.0) + s
         total = 0.0
-        for s, _, d in merged.values():
+        symbols: dict[str, SymbolResult] = {}
+        for name, (s, opts, d) in merged.items():
             cap = self.group_caps.get(d.group)
             if cap is not None and s > 0 and by_group[d.group] > cap:
-                s = s * cap / by_group[d.group]
+                s = s * cap / by_group[d.group]  # each symbol keeps its share of the capped group
             total += s
-        symbols = {
-            name: SymbolResult(name, s, tuple(opts), d.group, d.description)
-            for name, (s, opts, d) in merged.items()
-        }
+            symbols[name] = SymbolResult(name, s, tuple(opts), d.group, d.description)
         action = Action.NO_ACTION
         for act, t in self.thresholds:
             if total >= t:
