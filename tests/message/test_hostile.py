@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 
-from hypothesis import HealthCheck, given, settings as hsettings
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
 from relayguard.app.build import build_pipeline
@@ -106,7 +107,7 @@ def test_undecodable_encoded_word() -> None:
 @hsettings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.binary(max_size=4000))
 def test_fuzz_random_bytes_always_get_a_verdict(raw: bytes) -> None:
-    syms, action = verdict_for(raw)
+    _syms, action = verdict_for(raw)
     assert action
 
 
@@ -134,5 +135,5 @@ _LINE = st.one_of(
 @hsettings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(_LINE, max_size=60))
 def test_fuzz_structured_mime(lines: list[bytes]) -> None:
-    syms, action = verdict_for(b"\n".join(lines))
+    _syms, action = verdict_for(b"\n".join(lines))
     assert action

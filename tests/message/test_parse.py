@@ -54,10 +54,10 @@ def test_html_reduced_to_text_and_urls_with_registrable_domains(settings: Settin
 def test_charsets_and_encoded_words(settings: Settings) -> None:
     raw = (
         (
-            "From: =?iso-8859-1?q?J=F6rg?= <j@example.de>\nSubject: =?utf-8?b?w6TDtsO8?= ok\n"
-            "MIME-Version: 1.0\nContent-Type: multipart/alternative; boundary=XX\n\n--XX\n"
-            "Content-Type: text/plain; charset=koi8-r\nContent-Transfer-Encoding: base64\n\n"
-        ).encode()
+            b"From: =?iso-8859-1?q?J=F6rg?= <j@example.de>\nSubject: =?utf-8?b?w6TDtsO8?= ok\n"
+            b"MIME-Version: 1.0\nContent-Type: multipart/alternative; boundary=XX\n\n--XX\n"
+            b"Content-Type: text/plain; charset=koi8-r\nContent-Transfer-Encoding: base64\n\n"
+        )
         + __import__("base64").b64encode("Привет".encode("koi8-r"))
         + (b"\n--XX\nContent-Type: text/plain; charset=x-no-such-charset\n\nhello\n--XX--\n")
     )
