@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from relayguard.classifier.settings import ClassifierSettings
 from relayguard.core.netset import parse_net_entry
 from relayguard.frontends.settings import FrontendsSettings
+from relayguard.inbound.settings import InboundSettings
 from relayguard.outbound.settings import OutboundSettings
 
 
@@ -123,7 +124,7 @@ class Settings(Section):
     # Sections owned by later features; each is a plain table until its feature defines a model.
     classifier: ClassifierSettings = ClassifierSettings()
     dnsbl: dict[str, object] = Field(default_factory=dict)
-    inbound: dict[str, object] = Field(default_factory=dict)
+    inbound: InboundSettings = InboundSettings()
     frontends: FrontendsSettings = FrontendsSettings()
     outbound: OutboundSettings = OutboundSettings()
     arf: dict[str, object] = Field(default_factory=dict)
