@@ -187,10 +187,12 @@ def compare(records: list[dict[str, Any]], n_examples: int) -> dict[str, Any]:
                     examples[name].append(f"SA {want!r}, ours {got!r}: {value}")
 
     splits: dict[str, dict[str, float]] = {}
+    coverage: dict[str, tuple[int, int, int]] = {}
     split_examples: dict[str, list[str]] = collections.defaultdict(list)
     for case in CASES:
         cfg = case.config()
         n = agree_t = agree_i = agree_le = agree_msa = 0
+        with_trusted = with_msa = with_auth = 0
         for rec in records:
             if "error" in rec:
                 continue
@@ -198,6 +200,9 @@ def compare(records: list[dict[str, Any]], n_examples: int) -> dict[str, Any]:
             parsed = rec["parsed"]
             chain = build_chain(rec["received"], cfg)
             n += 1
+            with_trusted += bool(sp["trusted"])
+            with_msa += bool(sp["msa"])
+            with_auth += chain.authenticated
 
             def sa_ips(key: str, sp: dict[str, list[int]] = sp, parsed: list[Any] = parsed) -> list[str]:
                 return [parsed[i]["ip"] for i in sp[key]]
@@ -216,8 +221,6 @@ def compare(records: list[dict[str, Any]], n_examples: int) -> dict[str, Any]:
             if ours_i == sa_ips("internal") and ours_e == sa_ips("external"):
                 agree_i += 1
             sa_le = sa_ips("external")[:1]
-            if [sa_view(chain.last_external.ip)] if chain.last_external else [] == sa_le:
-                pass
             if ([sa_view(chain.last_external.ip)] if chain.last_external else []) == sa_le:
                 agree_le += 1
             if [sa_view(r.ip) for r in chain.trusted if r.msa] == sa_ips("msa"):
@@ -228,6 +231,7 @@ def compare(records: list[dict[str, Any]], n_examples: int) -> dict[str, Any]:
             "last_external": 100.0 * agree_le / max(n, 1),
             "msa": 100.0 * agree_msa / max(n, 1),
         }
+        coverage[case.name] = (with_trusted, with_msa, with_auth)
 
     fields_pct = {name: 100.0 * field_agree[name] / max(field_total, 1) for name in FIELDS}
     print(f"\n{len(records)} messages, {lines} Received headers, {field_total} hops parsed by SpamAssassin")
@@ -244,6 +248,8 @@ def compare(records: list[dict[str, Any]], n_examples: int) -> dict[str, Any]:
     print(f"  {'config':18}" + "".join(f"{k:>20}" for k in keys))
     for case in CASES:
         print(f"  {case.name:18}" + "".join(f"{splits[case.name][k]:19.2f}%" for k in keys))
+    print("  (messages with >=1 trusted hop / an MSA hop / authenticated, per config: ", end="")
+    print("; ".join(f"{k} {a}/{b}/{c}" for k, (a, b, c) in coverage.items()) + ")")
     if n_examples:
         print("\nexamples of disagreement:")
         for key, exs in [*examples.items(), *split_examples.items()]:

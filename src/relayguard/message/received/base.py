@@ -48,7 +48,10 @@ IP_ADDRESS = (
 )
 
 # SpamAssassin's LOCALHOST, reduced to the forms that occur in Received lines.
-LOCALHOST = r"(?i:localhost(?:\.localdomain)?|\b(?<!:)127\.0\.0\.1\b|(?:IPv6:)?(?:0{1,4}:){5}ffff:127\.0\.0\.1|::(?:0{1,4}:){0,4}ffff:127\.0\.0\.1|::1(?![a-f0-9:]))"
+LOCALHOST = (
+    r"(?i:localhost(?:\.localdomain)?|\b(?<!:)127\.0\.0\.1\b"
+    r"|(?:IPv6:)?(?:0{1,4}:){5}ffff:127\.0\.0\.1|::(?:0{1,4}:){0,4}ffff:127\.0\.0\.1|::1(?![a-f0-9:]))"
+)
 
 
 def rx(pattern: str, flags: int = 0) -> re.Pattern[str]:

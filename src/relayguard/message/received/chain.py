@@ -18,6 +18,8 @@ agree); they are counted in RelayChain.unparsed and listed in unparsed_lines.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from relayguard.core.netset import NetSet, is_private, parse_ip
 from relayguard.message.received.parse import parse_received
 from relayguard.message.relay import Relay, RelayChain
@@ -59,12 +61,11 @@ def build_chain(values: list[str], trust: TrustConfig) -> RelayChain:
         carried_envfrom = None
         p = parse_received(value)
         defects.update(p.defects)
-        if p.fetch:
-            if allow_fetch_restart and relays:
-                # A fetchmail/getmail line inside the trusted part: the hops above it are local
-                # delivery after the download. SpamAssassin restarts its lists here; so do we.
-                notes.append(f"fetchmail: dropped {len(relays)} local hop(s) above the fetch")
-                relays.clear()
+        if p.fetch and allow_fetch_restart and relays:
+            # A fetchmail/getmail line inside the trusted part: the hops above it are local
+            # delivery after the download. SpamAssassin restarts its lists here; so do we.
+            notes.append(f"fetchmail: dropped {len(relays)} local hop(s) above the fetch")
+            relays.clear()
         if p.relay is None:
             if p.skip:
                 skipped += 1
@@ -119,6 +120,4 @@ def build_chain(values: list[str], trust: TrustConfig) -> RelayChain:
 
 
 def _replace(r: Relay, **changes: object) -> Relay:
-    from dataclasses import replace
-
     return replace(r, **changes)  # type: ignore[arg-type]

@@ -55,9 +55,7 @@ SMTPD_FOR = Rule(
     marker=" via smtpd ",
 )
 # from snake.corp.yahoo.com(216.145.52.229) by x.x.org via smap (V1.3)
-SMAP = Rule(
-    "smap", rx(r"^(?P<rdns>\S+)\((?P<ip>{IP})\) by (?P<by>\S+) via smap "), guard=rx(r" via smap ")
-)
+SMAP = Rule("smap", rx(r"^(?P<rdns>\S+)\((?P<ip>{IP})\) by (?P<by>\S+) via smap "), guard=rx(r" via smap "))
 # from smtp.greyware.com(208.14.208.51, HELO smtp.sff.net) by x.x.org via smap (V1.3)
 SMAP_HELO = Rule(
     "smap",
@@ -68,7 +66,8 @@ SMAP_HELO = Rule(
 CSMAP = Rule("smap", rx(r"^(?P<rdns>\S+)\((?P<ip>{IP})\) by (?P<by>\S+) "))
 
 
-# from pl027.nas934.d-osaka.nttpc.ne.jp(61.197.82.27), claiming to be "foo.woas.net" via SMTP by st.tahina.priv.at, id smtpd1PBsZT
+# from pl027.nas934.d-osaka.nttpc.ne.jp(61.197.82.27), claiming to be "foo.woas.net" via SMTP
+#   by st.tahina.priv.at, id smtpd1PBsZT
 OBTUSE = Rule(
     "obtuse",
     rx(r'^(?P<rdns>\S+)\((?P<ip>{IP})\)(?:, claiming to be "(?P<helo>\S+)")? via \S+ by (?P<by>\S+),'),
@@ -80,9 +79,7 @@ OBTUSE = Rule(
 # from acecomms [202.83.84.95] by mailscan.acenet.net.au [202.83.84.27] with SMTP (MDaemon.PRO.v5.0.6.R)
 MDAEMON = Rule("mdaemon", rx(r"^(?P<helo>\S+) \[(?P<ip>{IP})\] by (?P<by>\S+) \[{IP}\] with "))
 # from smtp510.aspkunden.de [(134.97.4.21)] by mail.aspemail.de (134.97.4.24) (MDaemon PRO v19.0.2)
-MDAEMON2 = Rule(
-    "mdaemon", rx(r"^(?P<helo>\S+) \[\((?P<ip>{IP})\)\] by (?P<by>\S+) \({IP}\) "), marker="[("
-)
+MDAEMON2 = Rule("mdaemon", rx(r"^(?P<helo>\S+) \[\((?P<ip>{IP})\)\] by (?P<by>\S+) \({IP}\) "), marker="[(")
 
 # --- Small gateways -----------------------------------------------------------------------------------------
 # from (64.52.135.194 [64.52.135.194]) by mail.unearthed.com with ESMTP id BQB0hUH2
@@ -117,7 +114,10 @@ IP_COMMENT = Rule("generic", rx(r"^(?P<ip>{IP}) \([A-Za-z][^\)]+\) by (?P<by>\S+
 # from dslb-082-083-045-064.pools.arcor-ip.net (EHLO homepc) [82.83.45.64] by mail.gmx.net (mp010) with SMTP
 GMX = Rule(
     "gmx",
-    rx(r"^(?P<rdns>\S+) \((?:HELO|EHLO) (?P<helo>\S*)\) \[(?P<ip>{IP})\] by (?P<by>\S+) \([^\)]+\) with (?:ESMTP|SMTP)"),
+    rx(
+        r"^(?P<rdns>\S+) \((?:HELO|EHLO) (?P<helo>\S*)\) \[(?P<ip>{IP})\] by (?P<by>\S+) \([^\)]+\)"
+        r" with (?:ESMTP|SMTP)"
+    ),
     marker="LO ",
 )
 # from 12-211-5-69.client.attbi.com (<unknown.domain>[12.211.5.69]) by rwcrmhc53.attbi.com (rwcrmhc53)

@@ -32,9 +32,7 @@ SHAPE = rx(
     r"^\S+(?: \((?:HELO|EHLO) \S*\))? \((?:\S+\@)?\[?{IP}\]?\)(?: \(envelope-sender <\S+>\))?"
     r" by \S+(?: \(.+\))? with (?:.* )?(?:SMTP|QMQP)(?! id )"
 )
-_HELO_IDENT = rx(
-    r"^(\S+) \((?:HELO|EHLO) ([^ \(\)]*)\) \((\S*)\@\[?({IP})\]?\)( \(envelope-sender <\S+>\))? by (\S+)"
-)
+_HELO_IDENT = rx(r"^(\S+) \((?:HELO|EHLO) ([^ \(\)]*)\) \((\S*)\@\[?({IP})\]?\)( \(envelope-sender <\S+>\))? by (\S+)")
 _HELO = rx(r"^(\S+) \((?:HELO|EHLO) ([^ \(\)]*)\) \(\[?({IP})\]?\)( \(envelope-sender <\S+>\))? by (\S+)")
 _IDENT = rx(r"^(\S+) \((\S*)\@\[?({IP})\]?\)( \(envelope-sender <\S+>\))? by (\S+)")
 _PLAIN = rx(r"^(\S+) \(\[?({IP})\]?\)( \(envelope-sender <\S+>\))? by (\S+)")
@@ -73,9 +71,7 @@ def _helo_is_rdns(m: re.Match[str], f: Fields) -> Outcome:
 # from unknown (HELO feux01a-isp) (213.199.4.210) by totor.bouissou.net with SMTP
 QMAILISH_HELO = Rule(
     "qmail",
-    rx(
-        r"^(?P<rdns>\S+) \((?:HELO|EHLO) (?P<helo>[^\)]*)\) \((?P<ident>\S*@)?\[?(?P<ip>{IP})\]?\).* by (?P<by>\S+) "
-    ),
+    rx(r"^(?P<rdns>\S+) \((?:HELO|EHLO) (?P<helo>[^\)]*)\) \((?P<ident>\S*@)?\[?(?P<ip>{IP})\]?\).* by (?P<by>\S+) "),
     marker="LO ",
     post=_strip_at,
 )

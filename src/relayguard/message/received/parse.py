@@ -303,9 +303,7 @@ def parse_received(value: str) -> ParsedReceived:
     f = Fields()
     if " id " in s and (m := _ID.search(s)):
         f.id = m.group(1)
-    if "helo=" in s and (m := _HELO_EQ.search(s)):
-        f.helo = m.group(1)
-    elif "LO " in s and (m := _HELO_CMD.search(s)):
+    if ("helo=" in s and (m := _HELO_EQ.search(s))) or ("LO " in s and (m := _HELO_CMD.search(s))):
         f.helo = m.group(1)
     if m := _BY.search(s):
         f.by = m.group(1)
