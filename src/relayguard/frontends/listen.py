@@ -7,7 +7,7 @@ import contextlib
 import logging
 import os
 import stat
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 from relayguard.frontends.settings import ListenAddress
 
@@ -68,3 +68,18 @@ class InFlight:
         except TimeoutError:
             return False
         return True
+
+
+async def open_stream_server(
+    addr: ListenAddress,
+    handler: Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]],
+    limit: int = 1 << 16,
+) -> asyncio.AbstractServer:
+    """A streams server (for protocols with few, larger exchanges: milter, spamd)."""
+    loop = asyncio.get_running_loop()
+
+    def factory() -> asyncio.StreamReaderProtocol:
+        reader = asyncio.StreamReader(limit=limit, loop=loop)
+        return asyncio.StreamReaderProtocol(reader, handler, loop=loop)
+
+    return await open_server(addr, factory)

@@ -15,8 +15,10 @@ from dataclasses import dataclass, field
 from relayguard.config.schema import Settings
 from relayguard.core.netset import NetSet
 from relayguard.frontends.decider import FirstAnswer, PolicyDecider, RateLimitDecider
-from relayguard.frontends.listen import open_server
+from relayguard.frontends.listen import open_server, open_stream_server
+from relayguard.frontends.milter_server import MilterService
 from relayguard.frontends.policy_server import PolicyService
+from relayguard.frontends.scan import Scanner
 from relayguard.frontends.settings import FrontendsSettings, parse_listen
 
 log = logging.getLogger("relayguard.frontends")
@@ -49,12 +51,25 @@ class Frontends:
         fs = frontend_settings(self.settings)
         self.policy = PolicyService(build_policy_decider(self.settings), fs.policy.fail_mode,
                                     fs.policy.max_request_bytes)
-        self.services: dict[str, object] = {"policy": self.policy}
+        self._scanner: Scanner | None = None
+        self.milter: MilterService | None = None
+        if fs.milter.listen:
+            self.milter = MilterService(self.scanner(), fs.milter, self.settings.actions.subject_prefix,
+                                        fs.idle_timeout)
+
+    def scanner(self) -> Scanner:
+        """One pipeline shared by every content front end (built on first use: it may be costly)."""
+        if self._scanner is None:
+            self._scanner = Scanner(self.settings)
+        return self._scanner
 
     async def start(self) -> None:
         fs = frontend_settings(self.settings)
         for text in fs.policy.listen:
             self.servers.append(("policy", await open_server(parse_listen(text), self.policy.protocol)))
+        if self.milter is not None:
+            for text in fs.milter.listen:
+                self.servers.append(("milter", await open_stream_server(parse_listen(text), self.milter.handle)))
         if not self.servers:
             log.warning("no front end configured: set [frontends.*] listen")
 
@@ -67,6 +82,14 @@ class Frontends:
             log.warning("listen addresses changed: they take effect at the next restart")
         self.policy.decider = build_policy_decider(settings)
         self.policy.fail_mode = new.policy.fail_mode
+        if self._scanner is not None:
+            # Build the new pipeline before swapping, so a broken one leaves the old in place.
+            scanner = Scanner(settings)
+            self._scanner = scanner
+            if self.milter is not None:
+                self.milter.scanner = scanner
+        if self.milter is not None:
+            self.milter.settings = new.milter
         self.settings = settings
         log.info("configuration reloaded")
 
@@ -76,10 +99,19 @@ class Frontends:
         for _, s in self.servers:
             s.close()
         self.policy.close_idle()
-        if not await self.policy.inflight.wait_idle(grace):
-            log.warning("shutdown grace over with %d policy requests in flight", self.policy.inflight.count)
+        if self.milter is not None:
+            self.milter.stopping = True
+            self.milter.close_idle()
+        waits = [("policy", self.policy.inflight)]
+        if self.milter is not None:
+            waits.append(("milter", self.milter.inflight))
+        for name, inflight in waits:
+            if not await inflight.wait_idle(grace):
+                log.warning("shutdown grace over with %d %s transactions in flight", inflight.count, name)
         for c in list(self.policy.connections):
             c.close()
+        if self.milter is not None:
+            self.milter.close_all()
         for _, s in self.servers:
             await s.wait_closed()
         self.servers.clear()

@@ -104,6 +104,8 @@ class FrontendsSettings(_Section):
     milter: MilterSettings = MilterSettings()
     spamd: SpamdSettings = SpamdSettings()
     http: HttpSettings = HttpSettings()
+    # Extra checks for the front ends' pipeline: "module:factory" entries, factory(settings) -> [Check].
+    plugins: list[str] = Field(default_factory=list)
     # Seconds a SIGTERM waits for transactions in flight before closing what is left.
     shutdown_grace: Annotated[float, Field(ge=0, le=600)] = 30.0
     # Seconds one connection may stay silent in the middle of a request before it is dropped.
