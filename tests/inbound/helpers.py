@@ -68,11 +68,12 @@ def settings(ns: str, inbound: str, *, timeout: float = 2.0) -> Settings:
     return load_config_text(BASE.format(ns=ns, timeout=timeout) + inbound)
 
 
-def zen_and_friends() -> str:
-    """The shipped zen, DBL and AuthBL blocks, pointed at the test zones."""
-    return """
+def zen_and_friends(extra: str = "") -> str:
+    """The shipped zen, DBL and AuthBL blocks, pointed at the test zones; `extra`: more [inbound] keys."""
+    return f"""
 [inbound]
 use = ["spamhaus_zen", "spamhaus_dbl", "spamhaus_authbl"]
+{extra}
 [inbound.override.spamhaus_zen]
 zone = "zen.rbl.test"
 [inbound.override.spamhaus_dbl]

@@ -267,6 +267,12 @@ class AuthCheck(Check):
                 continue
             try:
                 ok = d.verify(idx=idx, dnsfunc=dnsfunc)
+            except dkim.ValidationError as exc:
+                # A body changed in transit is a signature that does not verify (fail); the other
+                # validation errors are signatures that cannot be checked at all (permerror).
+                res = "fail" if "body hash mismatch" in str(exc) else "permerror"
+                out.append(DkimResult(res, domain, selector, str(exc)[:120]))
+                continue
             except dkim.DKIMException as exc:
                 out.append(DkimResult("permerror", domain, selector, str(exc)[:120]))
                 continue
