@@ -33,7 +33,7 @@ def test_errors_say_where_and_what() -> None:
         load_config_text('[trust]\ntrusted_networks = ["10.0.0.0/33"]\n[dns]\ntimeout = 0\nnameserver = []\n')
     text = "\n".join(e.value.problems)
     assert "trust.trusted_networks" in text and "10.0.0.0/33" in text
-    assert "dns.timeout" in text
+    assert "dns.timeout" in text and "(line 4)" in text
     assert "dns.nameserver: unknown key" in text
     with pytest.raises(ConfigError) as e:
         load_config_text("[trust\n")

@@ -34,6 +34,27 @@ def _parse(text: str, source: str) -> dict[str, Any]:
         raise ConfigError(source, [f"TOML syntax: {exc}"]) from None
 
 
+def _line_of(text: str, loc: tuple[int | str, ...]) -> int | None:
+    """Best-effort line number of `section.key` in the operator's TOML, so errors point at it."""
+    if not loc:
+        return None
+    section = str(loc[0])
+    key = str(loc[1]) if len(loc) > 1 else None
+    in_section = False
+    section_line = None
+    for n, line in enumerate(text.splitlines(), 1):
+        stripped = line.strip()
+        if stripped.startswith("["):
+            name = stripped.strip("[]").strip()
+            in_section = name == section or name.startswith(section + ".")
+            if in_section and section_line is None:
+                section_line = n
+            continue
+        if in_section and key is not None and stripped.split("=", 1)[0].strip().strip('"') == key:
+            return n
+    return section_line
+
+
 def load_config_text(text: str, source: str = "<config>") -> Settings:
     """Validate `text` over the defaults; ConfigError lists every problem as `section.key: what`."""
     data = _merge(_parse(default_text(), "default.toml"), _parse(text, source))
@@ -46,7 +67,8 @@ def load_config_text(text: str, source: str = "<config>") -> Settings:
             msg = err["msg"].removeprefix("Value error, ")
             if err["type"] == "extra_forbidden":
                 msg = "unknown key (typo? see `relayguard config show` for the valid keys)"
-            problems.append(f"{where}: {msg}")
+            line = _line_of(text, tuple(err["loc"]))
+            problems.append(f"{where}: {msg}" + (f" (line {line})" if line else ""))
         raise ConfigError(source, problems) from None
 
 
