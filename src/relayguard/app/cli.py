@@ -22,7 +22,7 @@ COMMANDS: dict[str, str] = {
     "dnsbl": "relayguard.dnsbl.cli:dnsbl",
     "serve": "relayguard.frontends.cli:serve",
     "simulate": "relayguard.outbound.simulate_cli:simulate",
-    "incidents": "relayguard.outbound.incidents_cli:incidents",
+    "incidents": "relayguard.containment.cli:incidents",
     "arf": "relayguard.arf.cli:arf",
 }
 

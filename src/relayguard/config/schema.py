@@ -128,3 +128,4 @@ class Settings(Section):
     frontends: FrontendsSettings = FrontendsSettings()
     outbound: OutboundSettings = OutboundSettings()
     arf: dict[str, object] = Field(default_factory=dict)
+    containment: dict[str, object] = Field(default_factory=dict)
