@@ -19,8 +19,12 @@ def parse_ip(text: str | None) -> IPAddress | None:
     if not text:
         return None
     t = text.strip().strip("[]")
-    if t.lower().startswith("ipv6:"):
+    if t[:5].lower() == "ipv6:":
         t = t[5:]
+    # Cheap rejection before ipaddress (which raises, and exceptions are slow on the hot path):
+    # an address starts with a digit (IPv4, most IPv6) or a hex letter / colon with a colon inside.
+    if not t or (":" not in t and not t[0].isdigit()):
+        return None
     try:
         addr = ipaddress.ip_address(t)
     except ValueError:

@@ -64,6 +64,9 @@ def make_url(raw: str, source: str) -> Url | None:
 
 def find_urls(text: str, source: str, limit: int) -> list[Url]:
     out: list[Url] = []
+    # Most text has no URL at all: two substring scans are far cheaper than the regex.
+    if "://" not in text and "www." not in text and "WWW." not in text:
+        return out
     for m in _URL_RE.finditer(text):
         if len(out) >= limit:
             break
