@@ -68,11 +68,27 @@ AUTH_BITS = Rule(
 WITH = Rule("sendmail", rx(r"^(?P<helo>\S+) \((?P<rdns>\S+) \[(?P<ip>{IP})\]\) by (?P<by>\S+) with "))
 
 # Sendmail, MDaemon and others: `(authenticated bits=0)`, `(authenticated as user)` between the
-# client and `by`.
-_AUTHENTICATED = rx(r"^from .*?(?:\](?: \([^)]*\))?\)|\)\]) .*?\(.*?authenticated.*?\).*? by")
+# client and `by`. SpamAssassin's test is
+#   ^from .*?(?:\](?: \([^)]*\))?\)|\)\]) .*?\(.*?authenticated.*?\).*? by
+# whose four lazy gaps backtrack polynomially (seconds on a 4 KiB hostile line). It only asks whether
+# the pieces occur in that order, so taking the earliest position of each piece in turn answers the
+# same question in linear time.
+_CLIENT_END = rx(r"(?:\](?: \([^)]*\))?\)|\)\]) ")
 
 
 def auth(s: str) -> str | None:
-    if "authenticated" not in s:
+    if "authenticated" not in s or not s.startswith("from "):
         return None
-    return "Sendmail" if _AUTHENTICATED.search(s) else None
+    m = _CLIENT_END.search(s, 5)
+    if m is None:
+        return None
+    b = s.find("(", m.end())
+    if b < 0:
+        return None
+    c = s.find("authenticated", b + 1)
+    if c < 0:
+        return None
+    d = s.find(")", c + len("authenticated"))
+    if d < 0:
+        return None
+    return "Sendmail" if s.find(" by", d + 1) >= 0 else None

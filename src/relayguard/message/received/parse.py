@@ -90,7 +90,8 @@ _HELO_CHARS = r"[-A-Za-z0-9\.\^+_&:=?!@%*\$\\\/]"
 _HELO_EQ = rx(rf"\bhelo=({_HELO_CHARS}+)(?:[^-A-Za-z0-9\.\^+_&:=?!@%*\$\\\/]|$)")
 _HELO_CMD = rx(rf"\b(?:HELO|EHLO) ({_HELO_CHARS}+)(?:[^-A-Za-z0-9\.\^+_&:=?!@%*\$\\\/]|$)")
 _BY = rx(r" by (\S+)(?:[^-A-Za-z0-9\;\.]|$)")
-_WITH = rx(r" with (\S+)")
+# The protocol is the `with` after `by` (a `with cipher` inside a TLS comment before it is not one).
+_WITH = rx(r" with (Microsoft SMTP Server|Microsoft SMTPSVC|[^\s;]+)")
 _ENVFROM = rx(r"(?:return-path:? |envelope-(?:sender|from)[ =])(\S+)\b", re.IGNORECASE)
 
 # --- authentication tokens (SpamAssassin's order; the first that matches names the mechanism) ---
@@ -252,7 +253,8 @@ def _finish(f: Fields, s: str, raw: str, defects: tuple[str, ...], protocol_src:
     envfrom = f.envfrom
     if envfrom is not None:
         envfrom = envfrom.strip().lstrip("<").rstrip(">").strip()
-    w = _WITH.search(protocol_src)
+    by_at = protocol_src.find(" by ")
+    w = _WITH.search(protocol_src, max(by_at, 0))
     semi = raw.rfind(";")
     time = raw[semi + 1 :].strip() if semi >= 0 else ""
     return Relay(
