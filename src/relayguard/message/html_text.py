@@ -1,76 +1,54 @@
-"""Reduce HTML to visible text and collect the links it carries (href, src, form actions)."""
+"""Reduce HTML to visible text and collect the links it carries (href, src, form actions).
+
+Lexbor (through selectolax) parses like a browser and is ~9x faster than the standard library's
+HTMLParser on the corpus' HTML, which made HTML the largest cost of a scan.
+"""
 
 from __future__ import annotations
 
-from html.parser import HTMLParser
+import re
 
-_SKIP = {"script", "style", "head", "title", "noscript", "template"}
-_BLOCK = {"p", "div", "br", "tr", "li", "h1", "h2", "h3", "h4", "h5", "h6", "table", "td", "blockquote"}
-_LINK_ATTRS = {
-    ("a", "href"): "html:href",
-    ("area", "href"): "html:href",
-    ("img", "src"): "html:src",
-    ("iframe", "src"): "html:src",
-    ("frame", "src"): "html:src",
-    ("form", "action"): "html:form",
-    ("link", "href"): "html:href",
-    ("input", "src"): "html:src",
-    ("embed", "src"): "html:src",
-}
+from selectolax.lexbor import LexborHTMLParser
 
-
-class _Extractor(HTMLParser):
-    def __init__(self, max_chars: int) -> None:
-        super().__init__(convert_charrefs=True)
-        self.parts: list[str] = []
-        self.size = 0
-        self.max_chars = max_chars
-        self.skip_depth = 0
-        self.links: list[tuple[str, str]] = []
-        self.images = 0
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        if tag in _SKIP:
-            self.skip_depth += 1
-        if tag in _BLOCK:
-            self._add("\n")
-        if tag == "img":
-            self.images += 1
-        for name, value in attrs:
-            if value and (tag, name) in _LINK_ATTRS and len(self.links) < 10_000:
-                self.links.append((value.strip(), _LINK_ATTRS[(tag, name)]))
-
-    def handle_startendtag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        # <br/> and <img/> must not open a skip region.
-        if tag in _SKIP:
-            return
-        self.handle_starttag(tag, attrs)
-
-    def handle_endtag(self, tag: str) -> None:
-        if tag in _SKIP and self.skip_depth:
-            self.skip_depth -= 1
-        if tag in _BLOCK:
-            self._add("\n")
-
-    def handle_data(self, data: str) -> None:
-        if not self.skip_depth:
-            self._add(data)
-
-    def _add(self, s: str) -> None:
-        if self.size < self.max_chars:
-            self.parts.append(s)
-            self.size += len(s)
+_INVISIBLE = "script,style,head,title,noscript,template"
+_LINKS = (
+    ("a", "href", "html:href"),
+    ("area", "href", "html:href"),
+    ("link", "href", "html:href"),
+    ("img", "src", "html:src"),
+    ("iframe", "src", "html:src"),
+    ("frame", "src", "html:src"),
+    ("input", "src", "html:src"),
+    ("embed", "src", "html:src"),
+    ("form", "action", "html:form"),
+)
+_LINK_SELECTOR = ",".join(f"{tag}[{attr}]" for tag, attr, _ in _LINKS)
+_SOURCE = {(tag, attr): source for tag, attr, source in _LINKS}
+# A newline before block-level tags keeps the text's line structure (paragraphs, rows, list items).
+_BLOCK = re.compile(r"<(?=/?(?:p|div|br|tr|li|h[1-6]|table|blockquote)\b)", re.IGNORECASE)
+MAX_LINKS = 10_000
 
 
 def html_to_text(html: str, max_chars: int = 2_000_000) -> tuple[str, list[tuple[str, str]], int]:
     """(visible text, [(link, source)], image count). Never raises on malformed markup."""
-    p = _Extractor(max_chars)
     try:
-        p.feed(html)
-        p.close()
-    except Exception:  # HTMLParser is lenient, but hostile markup must never cost the message
-        pass
-    text = "".join(p.parts)
-    # Collapse runs of whitespace per line; keep line structure for readability and n-grams.
-    lines = (" ".join(line.split()) for line in text.splitlines())
-    return "\n".join(line for line in lines if line), p.links, p.images
+        tree = LexborHTMLParser(_BLOCK.sub("\n<", html[:max_chars]))
+    except Exception:  # lexbor accepts any string; this guards against encoder errors on lone surrogates
+        return "", [], 0
+    links: list[tuple[str, str]] = []
+    images = 0
+    for node in tree.css(_LINK_SELECTOR):
+        tag = node.tag or ""
+        if tag == "img":
+            images += 1
+        for (t, attr), source in _SOURCE.items():
+            if t == tag:
+                value = node.attributes.get(attr)
+                if value and len(links) < MAX_LINKS:
+                    links.append((value.strip(), source))
+    for node in tree.css(_INVISIBLE):
+        node.decompose()
+    root = tree.body or tree.root
+    text = root.text(separator="", strip=False) if root is not None else ""
+    lines = (" ".join(line.split()) for line in text[:max_chars].splitlines())
+    return "\n".join(line for line in lines if line), links, images
