@@ -102,7 +102,6 @@ _WORD_HEADERS = frozenset(
 _WORD_RE = re.compile(r"[\w$€£¥!'.@-]+")
 _STRIP = "'.-!@"
 _MAX_WORD = 30
-_OSB_WINDOW = 4
 # Multipliers for combining two word hashes into a pair hash (odd 32-bit constants).
 _PAIR_A = np.uint64(0x9E3779B1)
 _PAIR_B = np.uint64(0x85EBCA77)
@@ -144,13 +143,13 @@ class FeatureExtractor:
         self,
         bits: int = 22,
         max_body_words: int = 3000,
-        osb: bool = True,
+        osb_window: int = 4,
         header_words: bool = True,
     ) -> None:
         self.bits = bits
         self.mask = (1 << bits) - 1
         self.max_body_words = max_body_words
-        self.osb = osb
+        self.osb_window = osb_window
         self.header_words = header_words
 
     # -- tokens ---------------------------------------------------------------------------------------
@@ -200,10 +199,10 @@ class FeatureExtractor:
         bw = self.body_words(facts)
         wh = np.fromiter((_h(w) for w in bw), dtype=np.uint64, count=len(bw))
         parts: list[npt.NDArray[np.uint64]] = [np.asarray(singles, dtype=np.uint64), wh]
-        if self.osb and len(wh) > 1:
+        if self.osb_window and len(wh) > 1:
             a_all = wh * _PAIR_A
             b_all = wh * _PAIR_B
-            for k in range(1, _OSB_WINDOW + 1):
+            for k in range(1, self.osb_window + 1):
                 if len(wh) <= k:
                     break
                 parts.append((a_all[:-k] ^ b_all[k:]) + np.uint64(k) * _PAIR_K)

@@ -1,0 +1,1 @@
+"""SpamAssassin Bayes and Rspamd Bayes contestants (filled in below)."""
