@@ -17,14 +17,36 @@ if TYPE_CHECKING:
     from relayguard.config.schema import Settings
     from relayguard.inbound.resolver import Resolver
 
-__all__ = ["inbound_checks"]
+__all__ = ["inbound_checks", "shared_resolver"]
 
 
-def inbound_checks(settings: Settings, resolver: Resolver) -> list[Check]:
-    """One check per enabled DNS list, plus the SPF/DKIM/DMARC check when any of them is on."""
+_shared: dict[tuple[object, ...], Resolver] = {}
+
+
+def shared_resolver(settings: Settings) -> Resolver:
+    """The process's resolver for these [dns] settings (one cache and one in-flight cap for all)."""
+    from relayguard.inbound.resolver import Resolver
+
+    d = settings.dns
+    key = (tuple(d.nameservers), d.timeout, d.max_inflight)
+    r = _shared.get(key)
+    if r is None:
+        r = _shared[key] = Resolver(d)
+    return r
+
+
+def inbound_checks(settings: Settings, resolver: Resolver | None = None) -> list[Check]:
+    """One check per enabled DNS list, plus the SPF/DKIM/DMARC check when any of them is on.
+
+    Without `resolver`, the process's shared one (so `inbound_checks` also fits a one-argument
+    check-factory list such as relayguard.app.build.CHECK_FACTORIES).
+    """
     from relayguard.inbound.auth import AuthCheck
     from relayguard.inbound.dnsbl_check import ListCheck
     from relayguard.inbound.settings import InboundSettings
+
+    if resolver is None:
+        resolver = shared_resolver(settings)
 
     inbound = settings.inbound
     if not isinstance(inbound, InboundSettings):

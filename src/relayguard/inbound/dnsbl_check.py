@@ -28,7 +28,7 @@ from relayguard.inbound.dnsbl_lists import (
 )
 from relayguard.inbound.resolver import DnsAnswer, Nameserver, Resolver, parse_nameservers
 from relayguard.inbound.settings import InboundSettings
-from relayguard.inbound.uribl import select_domains, url_hostnames, url_ip_hosts
+from relayguard.inbound.uribl import select_domains_cached, url_hostnames, url_ip_hosts
 from relayguard.message.facts import MessageFacts
 
 log = logging.getLogger("relayguard.inbound")
@@ -138,7 +138,7 @@ class ListCheck(Check):
     async def _targets(self, facts: MessageFacts, deadline: float) -> dict[str, set[str]]:
         spec = self.spec
         if spec.kind == "domain":
-            return select_domains(facts, spec.query, self.settings.max_domains)
+            return select_domains_cached(facts, spec.query, self.settings.max_domains)
         targets = select_ips(facts, spec.query, spec.max_untrusted, self.settings.originating_headers)
         if "urlhost" in spec.query and self.settings.resolve_url_hosts:
             hosts = url_hostnames(facts, self.settings.max_url_hosts)
@@ -219,7 +219,8 @@ class ListCheck(Check):
         st = self._monitor
         if st.status in ("broken", "unreachable") and st.until > self.resolver.now():
             return [self._skip_hit(st)]
-        monitor = asyncio.ensure_future(self._monitor_status(deadline))
+        fresh = not self.spec.monitor or (st.status == "ok" and st.until > self.resolver.now())
+        monitor = None if fresh else asyncio.ensure_future(self._monitor_status(deadline))
         targets = await self._targets(facts, deadline)
         asks: list[tuple[str, set[str]]] = []
         coros = []
@@ -228,8 +229,9 @@ class ListCheck(Check):
             if q is not None:
                 asks.append((target, sels))
                 coros.append(self._ask(q, deadline))
-        answers = await asyncio.gather(*coros)
-        st = await monitor
+        answers = await asyncio.gather(*coros) if coros else []
+        if monitor is not None:
+            st = await monitor
         if st.status in ("broken", "unreachable"):
             return [self._skip_hit(st)]
         return self._read(facts, asks, answers)

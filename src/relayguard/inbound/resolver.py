@@ -14,11 +14,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import secrets
 import time
 import weakref
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any, cast
 
 import dns.asyncquery
 import dns.exception
@@ -31,6 +33,7 @@ import dns.rdatatype
 import dns.resolver
 
 from relayguard.config.schema import DnsSettings, parse_hostport
+from relayguard.inbound import dnswire
 
 log = logging.getLogger("relayguard.inbound")
 
@@ -49,7 +52,7 @@ class DnsAnswer:
     name: str
     rdtype: int
     rcode: int
-    records: tuple[dns.rdata.Rdata, ...] = ()
+    records: tuple[Any, ...] = ()  # dnswire ARecord/TxtRecord, or dnspython rdata for other types
     ttl: int = 0
     error: str | None = None  # "timeout", "servfail", "refused", "network", "formerr", ...
     cached: bool = False
@@ -110,6 +113,21 @@ def answer_from_message(name: str, rdtype: int, msg: dns.message.Message) -> Dns
     return DnsAnswer(name, rdtype, rcode, tuple(records), max(0, min(ttl, MAX_TTL)))
 
 
+def answer_from_decoded(name: str, rdtype: int, d: dnswire.Decoded) -> DnsAnswer:
+    """The fast codec's result as a DnsAnswer (same rules as answer_from_message)."""
+    if d.rcode == dns.rcode.SERVFAIL:
+        return DnsAnswer(name, rdtype, d.rcode, error="servfail", ttl=ERROR_TTL)
+    if d.rcode == dns.rcode.REFUSED:
+        return DnsAnswer(name, rdtype, d.rcode, error="refused", ttl=ERROR_TTL)
+    if d.rcode not in (dns.rcode.NOERROR, dns.rcode.NXDOMAIN):
+        return DnsAnswer(
+            name, rdtype, d.rcode, error=dns.rcode.to_text(dns.rcode.Rcode.make(d.rcode)).lower(), ttl=ERROR_TTL
+        )
+    records = d.records if d.rcode == dns.rcode.NOERROR else ()
+    ttl = (d.min_ttl or 0) if records else (d.soa_negative_ttl or 0)
+    return DnsAnswer(name, rdtype, d.rcode, records, max(0, min(ttl, MAX_TTL)))
+
+
 def system_nameservers() -> list[Nameserver]:
     try:
         r = dns.resolver.Resolver(configure=True)
@@ -126,6 +144,8 @@ def parse_nameservers(entries: Sequence[str]) -> list[Nameserver]:
 class _LoopState:
     sem: asyncio.Semaphore
     inflight: dict[tuple[str, int, tuple[Nameserver, ...]], asyncio.Future[DnsAnswer]] = field(default_factory=dict)
+    endpoints: dict[Nameserver, _Endpoint] = field(default_factory=dict)
+    endpoint_locks: dict[Nameserver, asyncio.Lock] = field(default_factory=dict)
 
 
 class Resolver:
@@ -257,12 +277,15 @@ class Resolver:
         start = self._clock()
         end = start + limit
         last = DnsAnswer(qname, qtype, -1, error="timeout")
-        try:
-            # Waiting for a slot is part of the question's time: the cap must not stretch a budget.
-            await asyncio.wait_for(state.sem.acquire(), limit)
-        except TimeoutError:
-            self.stats.timeouts += 1
-            return last
+        if state.sem.locked():
+            try:
+                # Waiting for a slot is part of the question's time: the cap must not stretch a budget.
+                await asyncio.wait_for(state.sem.acquire(), limit)
+            except TimeoutError:
+                self.stats.timeouts += 1
+                return last
+        else:
+            await state.sem.acquire()  # free: returns at once, without wait_for's extra task
         try:
             for i, (host, port) in enumerate(servers):
                 left = end - self._clock()
@@ -282,17 +305,136 @@ class Resolver:
             self.stats.errors += 1
         return last
 
+    async def _endpoint(self, state: _LoopState, host: str, port: int) -> _Endpoint:
+        key = (host, port)
+        ep = state.endpoints.get(key)
+        if ep is not None and not ep.closed:
+            return ep
+        lock = state.endpoint_locks.setdefault(key, asyncio.Lock())
+        async with lock:
+            ep = state.endpoints.get(key)
+            if ep is None or ep.closed:
+                loop = asyncio.get_running_loop()
+                _t, ep = await loop.create_datagram_endpoint(_Endpoint, remote_addr=(host, port))
+                state.endpoints[key] = ep
+        return ep
+
     async def _ask_one(self, qname: str, qtype: int, host: str, port: int, timeout: float) -> DnsAnswer:
-        q = dns.message.make_query(qname, dns.rdatatype.RdataType.make(qtype))
-        q.flags |= dns.flags.RD
+        state = self._state()
+        try:
+            ep = await self._endpoint(state, host, port)
+        except OSError as exc:
+            log.debug("dns: cannot open a socket to %s:%d: %s", host, port, exc)
+            return DnsAnswer(qname, qtype, -1, error="network")
         self.stats.sent += 1
         try:
-            resp = await dns.asyncquery.udp(q, host, timeout=timeout, port=port, ignore_unexpected=True)
-            if resp.flags & dns.flags.TC:
-                resp = await dns.asyncquery.tcp(q, host, timeout=timeout, port=port)
+            got = await ep.ask(qname, qtype, timeout)
+        except TimeoutError:
+            return DnsAnswer(qname, qtype, -1, error="timeout")
+        except OSError as exc:  # ICMP port unreachable and the like, reported on the socket
+            log.debug("dns %s %s via %s:%d: %s", qname, qtype, host, port, exc)
+            return DnsAnswer(qname, qtype, -1, error="network")
+        if isinstance(got, dnswire.Decoded):
+            if not got.truncated:
+                return answer_from_decoded(qname, qtype, got)
+        elif not got.flags & dns.flags.TC:
+            return answer_from_message(qname, qtype, got)
+        # Truncated: ask again over TCP (dnspython's stream code is fine for this rare case).
+        q = dns.message.make_query(qname, dns.rdatatype.RdataType.make(qtype))
+        try:
+            resp = await dns.asyncquery.tcp(q, host, timeout=timeout, port=port)
         except dns.exception.Timeout:
             return DnsAnswer(qname, qtype, -1, error="timeout")
         except (OSError, dns.exception.DNSException) as exc:
-            log.debug("dns %s %s via %s:%d: %s", qname, qtype, host, port, exc)
+            log.debug("dns %s %s via tcp %s:%d: %s", qname, qtype, host, port, exc)
             return DnsAnswer(qname, qtype, -1, error="network")
         return answer_from_message(qname, qtype, resp)
+
+    async def aclose(self) -> None:
+        """Close this event loop's sockets (they are otherwise kept for the loop's lifetime)."""
+        st = self._loops.get(asyncio.get_running_loop())
+        if st is not None:
+            for ep in st.endpoints.values():
+                ep.close()
+            st.endpoints.clear()
+
+
+def _expire(fut: asyncio.Future[Any]) -> None:
+    if not fut.done():
+        fut.set_exception(TimeoutError())
+
+
+class _Endpoint(asyncio.DatagramProtocol):
+    """One connected UDP socket per upstream, shared by all questions; replies are matched by id and
+    by the echoed question, so a late or stray datagram is dropped rather than taken for an answer."""
+
+    def __init__(self) -> None:
+        self.transport: asyncio.DatagramTransport | None = None
+        self.pending: dict[int, tuple[asyncio.Future[dnswire.Decoded | dns.message.Message], str, int]] = {}
+        self.closed = False
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.DatagramTransport, transport)  # uvloop's is not a subclass
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        for fut, _n, _t in self.pending.values():
+            if not fut.done():
+                fut.set_exception(exc or OSError("socket closed"))
+
+    def error_received(self, exc: Exception) -> None:
+        # A connected UDP socket learns of ICMP errors here, without saying which query caused it.
+        for fut, _n, _t in self.pending.values():
+            if not fut.done():
+                fut.set_exception(exc)
+
+    def datagram_received(self, data: bytes, addr: tuple[str | Any, int]) -> None:
+        if len(data) < 2:
+            return
+        entry = self.pending.get(int.from_bytes(data[:2], "big"))
+        if entry is None or entry[0].done():
+            return
+        fut, qname, qtype = entry
+        qid = int.from_bytes(data[:2], "big")
+        try:
+            if qtype in dnswire.FAST_TYPES:
+                fut.set_result(dnswire.decode_response(data, qid, qname, qtype))
+                return
+            msg = dns.message.from_wire(data, ignore_trailing=True)
+        except (dnswire.WireError, dns.exception.DNSException, ValueError) as exc:
+            log.debug("dns: dropped a malformed or foreign reply for %s: %s", qname, exc)
+            return
+        q = msg.question[0] if len(msg.question) == 1 else None
+        if q is None or q.rdtype != qtype or q.name.to_text().lower() != qname.lower():
+            return
+        fut.set_result(msg)
+
+    async def ask(self, qname: str, qtype: int, timeout: float) -> dnswire.Decoded | dns.message.Message:
+        assert self.transport is not None
+        loop = asyncio.get_running_loop()
+        qid = secrets.randbits(16)
+        while qid in self.pending:
+            qid = secrets.randbits(16)
+        fut: asyncio.Future[dnswire.Decoded | dns.message.Message] = loop.create_future()
+        self.pending[qid] = (fut, qname, qtype)
+        try:
+            if qtype in dnswire.FAST_TYPES:
+                wire = dnswire.encode_query(qid, qname, qtype)
+            else:
+                m = dns.message.make_query(qname, dns.rdatatype.RdataType.make(qtype))
+                m.id = qid
+                wire = m.to_wire()
+            self.transport.sendto(wire)
+            # A timer on the future rather than wait_for: no extra task per packet.
+            timer = loop.call_later(timeout, _expire, fut)
+            try:
+                return await fut
+            finally:
+                timer.cancel()
+        finally:
+            self.pending.pop(qid, None)
+
+    def close(self) -> None:
+        if self.transport is not None:
+            self.transport.close()
+        self.closed = True

@@ -119,6 +119,23 @@ def select_domains(facts: MessageFacts, selectors: Iterable[str], cap: int) -> d
     return out
 
 
+# The last few results: every domain list of one message asks for the same domains, so compute them
+# once. Keyed by the facts object itself (identity), not by id(), so a recycled id cannot match.
+_recent: list[tuple[MessageFacts, tuple[str, ...], int, dict[str, set[str]]]] = []
+
+
+def select_domains_cached(facts: MessageFacts, selectors: Iterable[str], cap: int) -> dict[str, set[str]]:
+    sels = tuple(sorted(selectors))
+    for f, s, c, result in _recent:
+        if f is facts and s == sels and c == cap:
+            return result
+    result = select_domains(facts, sels, cap)
+    _recent.append((facts, sels, cap, result))
+    if len(_recent) > 16:
+        del _recent[0]
+    return result
+
+
 def url_ip_hosts(facts: MessageFacts) -> list[str]:
     """URL hosts written as IP addresses (for `urlhost` IP lists)."""
     seen: dict[str, None] = {}
