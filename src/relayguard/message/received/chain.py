@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from relayguard.core.netset import NetSet, is_private, parse_ip
+from relayguard.core.netset import IPAddress, NetSet, is_private, parse_ip
 from relayguard.message.received.parse import parse_received
 from relayguard.message.relay import Relay, RelayChain
 from relayguard.message.trust import TrustConfig
@@ -29,8 +29,7 @@ from relayguard.message.trust import TrustConfig
 _LOOPBACK = NetSet(["127.0.0.0/8", "::1/128"])
 
 
-def _in(nets: NetSet, ip: str | None) -> bool:
-    addr = parse_ip(ip)
+def _in(nets: NetSet, addr: IPAddress | None) -> bool:
     if addr is None:
         return False
     return _LOOPBACK.contains(addr) or nets.contains(addr)
@@ -75,24 +74,26 @@ def build_chain(values: list[str], trust: TrustConfig) -> RelayChain:
             continue
 
         r = p.relay
-        if envfrom:
-            r = _replace(r, envfrom=envfrom)
         msa = False
         if in_trusted and not found_msa:
+            addr = parse_ip(r.ip)
             if inferred:
-                if not (is_private(r.ip) or r.auth):
+                if not (r.auth or (addr is not None and is_private(addr))):
                     in_trusted = False
                     in_internal = False
-            elif not r.auth and not _in(trusted_nets, r.ip):
+            elif not r.auth and not _in(trusted_nets, addr):
                 in_trusted = False
                 in_internal = False
             else:
-                if in_internal and not r.auth and not _in(internal_nets, r.ip):
+                if in_internal and not r.auth and not _in(internal_nets, addr):
                     in_internal = False
-                if trust.msa.contains(r.ip):
+                if addr is not None and trust.msa.contains(addr):
                     found_msa = True
                     msa = True
-        r = _replace(r, trusted=in_trusted, internal=in_internal, msa=msa)
+        if envfrom:
+            r = replace(r, envfrom=envfrom, trusted=in_trusted, internal=in_internal, msa=msa)
+        elif in_trusted or in_internal or msa:
+            r = replace(r, trusted=in_trusted, internal=in_internal, msa=msa)
         allow_fetch_restart = in_trusted
         relays.append(r)
 
@@ -117,7 +118,3 @@ def build_chain(values: list[str], trust: TrustConfig) -> RelayChain:
         authenticated=authenticated,
         notes=tuple(notes),
     )
-
-
-def _replace(r: Relay, **changes: object) -> Relay:
-    return replace(r, **changes)  # type: ignore[arg-type]

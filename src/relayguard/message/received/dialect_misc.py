@@ -55,7 +55,9 @@ SMTPD_FOR = Rule(
     marker=" via smtpd ",
 )
 # from snake.corp.yahoo.com(216.145.52.229) by x.x.org via smap (V1.3)
-SMAP = Rule("smap", rx(r"^(?P<rdns>\S+)\((?P<ip>{IP})\) by (?P<by>\S+) via smap "), guard=rx(r" via smap "))
+SMAP = Rule(
+    "smap", rx(r"^(?P<rdns>\S+)\((?P<ip>{IP})\) by (?P<by>\S+) via smap "), marker=" via smap ", guard=rx(r" via smap ")
+)
 # from smtp.greyware.com(208.14.208.51, HELO smtp.sff.net) by x.x.org via smap (V1.3)
 SMAP_HELO = Rule(
     "smap",

@@ -21,6 +21,7 @@ def _hotmail(m: re.Match[str], f: Fields) -> Outcome:
 SQUIRRELMAIL = Rule(
     "squirrelmail",
     rx(r"(?P<ip>{IP})\b(?![.-]).{10,80}by (?P<by>\S+) with HTTP"),
+    marker=" authenticated user ",
     guard=rx(r" \((?:SquirrelMail|NaSMail) authenticated user "),
 )
 # from 82.135.198.129 by FWM-M18.sysops.aol.com (64.12.168.82) with HTTP (WebMailUI)
@@ -34,6 +35,7 @@ AOL = Rule(
 IMP = Rule(
     "webmail-http",
     rx(r"^(?P<ip>{IP}) \(\[{IP}\]\) by (?P<by>\S+)"),
+    marker="with HTTP",
     guard=rx(r"\bwith HTTP\b"),
 )
 HOTMAIL = Rule("hotmail", rx(r"by (?P<by>\S+\.hotmail\.msn\.com) "), marker="hotmail.msn.com", post=_hotmail)

@@ -5,7 +5,9 @@ from __future__ import annotations
 from relayguard.message.received.base import Rule, rx
 
 # from [193.220.176.134] by web40310.mail.yahoo.com via HTTP
-VIA_HTTP = Rule("yahoo-http", rx(r"^\[(?P<ip>{IP})\] by (?P<by>\S+) via HTTP$"), guard=rx(r" via HTTP$"))
+VIA_HTTP = Rule(
+    "yahoo-http", rx(r"^\[(?P<ip>{IP})\] by (?P<by>\S+) via HTTP$"), marker=" via HTTP", guard=rx(r" via HTTP$")
+)
 # from customer254-217.iplannetworks.net (HELO AGAMENON) (baldusi@200.69.254.217 with plain)
 #   by smtp.mail.vip.sc5.yahoo.com with SMTP
 HELO_PLAIN = Rule(

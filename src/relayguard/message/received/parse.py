@@ -79,7 +79,6 @@ class ParsedReceived:
         return self.relay is None and not self.skip
 
 
-_WS = re.compile(r"\s+")
 _FROM = re.compile(r"\(?from ", re.IGNORECASE)
 _DATE = rx(
     r"[\s;]+(?:(?:Mon|T(?:ue|hu)|Wed|Fri|S(?:at|un)), )?\d+ (?:J(?:an|u[nl])|Feb|Ma[ry]|A(?:pr|ug)|Sep|Oct|Nov|Dec)"
@@ -106,10 +105,8 @@ _VIA_HTTP = rx(r" \(via (HTTP.?)\)(?: |;|$)", re.IGNORECASE)
 
 
 def _auth(s: str) -> str:
-    if " by " in s:
-        m = _WITH_AUTH.search(s)
-        if m:
-            return m.group(1)
+    if " by " in s and " with " in s.lower() and (m := _WITH_AUTH.search(s)):
+        return m.group(1)
     found = google.gmail_auth(s) or courier.auth(s) or sendmail.auth(s)
     if found:
         return found
@@ -224,31 +221,31 @@ _FROM_STEPS: tuple[Step, ...] = (
     *generic.IGNORED_AFTER_COURIER,
 )
 _FROM_LAST: tuple[Rule, ...] = generic.IGNORED_LAST
+# Bound methods, so the loop makes one call per step.
+_FROM_CALLS: tuple[Callable[[str, Fields], Outcome | None], ...] = tuple(
+    step.apply if isinstance(step, Rule) else step for step in _FROM_STEPS
+)
 
 
-def _run(step: Step, s: str, f: Fields) -> Outcome | None:
-    if isinstance(step, Rule):
-        return step.apply(s, f)
-    return step(s, f)
-
-
-_UNKNOWN_RDNS = re.compile(r"unknown", re.IGNORECASE)
 _MAPPED = re.compile(r"^0*:0*:(?:0*:)*ffff:(\d+\.\d+\.\d+\.\d+)$", re.IGNORECASE)
 _SCOPE = re.compile(r"%[A-Z0-9._~-]*\Z", re.IGNORECASE)
 
 
 def _finish(f: Fields, s: str, raw: str, defects: tuple[str, ...], protocol_src: str) -> Relay:
     rdns = f.rdns.rstrip(".")
-    if _UNKNOWN_RDNS.fullmatch(rdns) or rdns.startswith("["):
+    if rdns.lower() == "unknown" or rdns.startswith("["):
         rdns = ""
     ip = f.ip
-    if ip[:5].lower() == "ipv6:":
-        ip = ip[5:]
-    ip = ip.removeprefix("[").removesuffix("]")
-    ip = _SCOPE.sub("", ip)
-    m = _MAPPED.match(ip)
-    if m:
-        ip = m.group(1)
+    if ":" in ip:
+        if ip[:5].lower() == "ipv6:":
+            ip = ip[5:]
+        ip = ip.removeprefix("[").removesuffix("]")
+        if "%" in ip:
+            ip = _SCOPE.sub("", ip)
+        if m := _MAPPED.match(ip):
+            ip = m.group(1)
+    else:
+        ip = ip.removeprefix("[").removesuffix("]")
     by = f.by.removesuffix(";")
     envfrom = f.envfrom
     if envfrom is not None:
@@ -273,6 +270,25 @@ def _finish(f: Fields, s: str, raw: str, defects: tuple[str, ...], protocol_src:
     )
 
 
+def _cut_date(s: str) -> str:
+    r"""SpamAssassin's `s/[\s;]+DATE$//`, searched only where it can match.
+
+    With white space collapsed, the date is the last five or six tokens (`[Day,] D Mon YYYY HH:MM[:SS]
+    ZONE`), preceded by a run of blanks and `;`. Start the search there instead of at every blank.
+    """
+    pos = len(s)
+    for _ in range(6):
+        sp = s.rfind(" ", 0, pos)
+        if sp < 0:
+            pos = 0
+            break
+        pos = sp
+    while pos > 0 and s[pos - 1] in " ;":
+        pos -= 1
+    m = _DATE.search(s, pos)
+    return s[: m.start()] if m else s
+
+
 def parse_received(value: str) -> ParsedReceived:
     """Parse one unfolded Received header value (without the `Received:` name)."""
     defects: list[str] = []
@@ -282,7 +298,8 @@ def parse_received(value: str) -> ParsedReceived:
     if "\x00" in value:
         defects.append("nul")
     raw = value.strip()
-    s = _WS.sub(" ", value).strip()
+    # str.split() splits on the same (Unicode) white space as `\s+`, several times faster.
+    s = " ".join(value.split())
     while s.endswith(";"):
         # SpamAssassin: `1 while s/\s?;$//` (a loop, not a regex: no backtracking on `;;;;...`).
         s = s[:-1]
@@ -299,7 +316,7 @@ def parse_received(value: str) -> ParsedReceived:
     if m and not generic.NAME_BY_NAME_IP.match(m.group(1)):
         return ParsedReceived(None, skip=True, defects=dfx)
 
-    s = _DATE.sub("", s, count=1)
+    s = _cut_date(s)
     s = s.replace(")by ", ") by ", 1)
 
     f = Fields()
@@ -316,10 +333,11 @@ def parse_received(value: str) -> ParsedReceived:
     envfrom_for_next: str | None = None
     if s.startswith("from "):
         s = s[5:]
-        if m := _ENVFROM.search(s):
+        low = s.lower()
+        if ("envelope-" in low or "return-path" in low) and (m := _ENVFROM.search(s)):
             f.envfrom = m.group(1)
-        for step in _FROM_STEPS:
-            out = _run(step, s, f)
+        for call in _FROM_CALLS:
+            out = call(s, f)
             if out is not None:
                 break
         if out is None and " with qmail-scanner" in s and generic.QMAIL_SCANNER.search(s):
