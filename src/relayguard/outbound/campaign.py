@@ -128,6 +128,9 @@ class CampaignIndex:
     def __len__(self) -> int:
         return len(self._clusters)
 
+    def campaign_count(self) -> int:
+        return sum(1 for c in self._clusters.values() if c.campaign_at is not None)
+
     def _find(self, fp: Fingerprint) -> Cluster | None:
         candidates: set[int] = set()
         if fp.minhash is not None:
