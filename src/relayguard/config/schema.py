@@ -9,6 +9,7 @@ from typing import Annotated
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from relayguard.classifier.settings import ClassifierSettings
+from relayguard.containment.settings import ContainmentSettings
 from relayguard.core.netset import parse_net_entry
 from relayguard.frontends.settings import FrontendsSettings
 from relayguard.inbound.settings import InboundSettings
@@ -128,4 +129,4 @@ class Settings(Section):
     frontends: FrontendsSettings = FrontendsSettings()
     outbound: OutboundSettings = OutboundSettings()
     arf: dict[str, object] = Field(default_factory=dict)
-    containment: dict[str, object] = Field(default_factory=dict)
+    containment: ContainmentSettings = ContainmentSettings()

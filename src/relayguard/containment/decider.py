@@ -1,0 +1,120 @@
+"""Containment as a Postfix policy decider (`relayguard.frontends.decider.PolicyDecider`).
+
+Configure Postfix to ask at RCPT and at END-OF-MESSAGE (the queue id is known only there, and a held
+message needs it to be released):
+
+    smtpd_recipient_restrictions = check_policy_service inet:127.0.0.1:10040, ...
+    smtpd_end_of_data_restrictions = check_policy_service inet:127.0.0.1:10040
+
+At RCPT the customer's state gives the action (the first recipient decides for the whole message;
+later ones get the same answer). At END-OF-MESSAGE, or at once when the message is refused, the
+decision is written to the decision log with the queue id. Whitelisted customers get DUNNO, never OK.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import OrderedDict
+from collections.abc import Callable
+
+from relayguard.containment.decisions import DecisionRecord
+from relayguard.containment.service import Containment, Decision
+from relayguard.message.facts import Envelope
+from relayguard.outbound.identity import IdentityResolver
+from relayguard.protocols.policy import DUNNO, PolicyAction, PolicyReply, PolicyRequest
+
+log = logging.getLogger("relayguard.containment")
+
+Identify = Callable[[Envelope, float], str]
+
+
+def envelope_of(request: PolicyRequest) -> Envelope:
+    a = request.attrs
+    return Envelope(
+        mail_from=a.get("sender") or None,
+        rcpt_to=(a["recipient"],) if a.get("recipient") else (),
+        helo=a.get("helo_name") or None,
+        client_ip=a.get("client_address") or None,
+        client_rdns=a.get("client_name") or None,
+        sasl_username=a.get("sasl_username") or None,
+        queue_id=a.get("queue_id") or None,
+        protocol="policy",
+    )
+
+
+def default_identify(resolver: IdentityResolver | None = None) -> Identify:
+    """The outbound identity (SASL login, lease, static assignment, address) as containment's key."""
+    r = resolver or IdentityResolver()
+    return lambda env, t: r.resolve(env, t).customer
+
+
+class ContainmentDecider:
+    def __init__(self, containment: Containment, identify: Identify | None = None, max_pending: int = 50_000) -> None:
+        self.containment = containment
+        self.identify = identify or default_identify()
+        self.max_pending = max_pending
+        # instance -> (decision, reply, recorded): one decision and one log record per message
+        self._pending: OrderedDict[str, tuple[Decision, PolicyReply, bool]] = OrderedDict()
+
+    def _reply(self, d: Decision) -> PolicyReply:
+        act = d.action
+        if act.policy == "DUNNO":
+            return DUNNO
+        return PolicyReply(PolicyAction(act.policy), act.text)
+
+    def decide(self, request: PolicyRequest) -> PolicyReply:
+        state = request.state
+        if state not in ("RCPT", "END-OF-MESSAGE", "DATA"):
+            return DUNNO
+        instance = request.instance
+        c = self.containment
+        t = c.clock.now()
+        known = self._pending.get(instance) if instance else None
+        if known is None:
+            env = envelope_of(request)
+            if not env.sasl_username and not env.client_ip:
+                return DUNNO
+            d = c.decide(self.identify(env, t), instance, t)
+            known = (d, self._reply(d), False)
+            if instance:
+                self._pending[instance] = known
+                while len(self._pending) > self.max_pending:
+                    self._pending.popitem(last=False)
+        d, reply, recorded = known
+        refused = reply.action in (PolicyAction.REJECT, PolicyAction.DEFER_IF_PERMIT, PolicyAction.DEFER)
+        if state == "END-OF-MESSAGE":
+            self._pending.pop(instance, None)
+            if not recorded:
+                self._record(request, d, reply, t)
+        elif refused and not recorded:
+            # refused at RCPT: there will be no END-OF-MESSAGE, record now (without a queue id)
+            if instance:
+                self._pending[instance] = (d, reply, True)
+            self._record(request, d, reply, t)
+        return reply
+
+    def _record(self, request: PolicyRequest, d: Decision, reply: PolicyReply, t: float) -> None:
+        a = request.attrs
+        try:
+            rcpts = int(a.get("recipient_count") or 0)
+        except ValueError:
+            rcpts = 0
+        rec = DecisionRecord(
+            t=t,
+            customer=d.customer,
+            action=reply.action.value,
+            relay=self.containment.relay,
+            queue_id=a.get("queue_id", ""),
+            client_ip=a.get("client_address", ""),
+            sasl_username=a.get("sasl_username", ""),
+            verdict=f"state={d.state.value}",
+            state=d.state.value,
+            mail_from=a.get("sender", ""),
+            rcpt_count=rcpts,
+            symbols=d.symbols,
+        )
+        try:
+            self.containment.record(rec, message_key=request.instance)
+        except Exception:
+            # the log is after the decision: failing to write it must not turn into a tempfail
+            log.exception("containment: could not record the decision for customer=%s", d.customer)
