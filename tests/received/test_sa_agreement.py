@@ -21,14 +21,14 @@ def test_fixtures_cover_every_block() -> None:
 
 @pytest.mark.parametrize("name", sorted(BLOCKS))
 def test_agrees_with_stored_spamassassin(name: str) -> None:
-    assert differences(header_values(BLOCKS[name]), load_expected()[name]) == []
+    assert differences(header_values(BLOCKS[name]), load_expected()[name], name) == []
 
 
 @pytest.mark.peer
 @pytest.mark.skipif(not have_spamassassin(), reason="SpamAssassin (perl Mail::SpamAssassin) not installed")
 def test_agrees_with_live_spamassassin() -> None:
     live = run_spamassassin(BLOCKS)
-    problems = {name: d for name in BLOCKS if (d := differences(header_values(BLOCKS[name]), live[name]))}
+    problems = {name: d for name in BLOCKS if (d := differences(header_values(BLOCKS[name]), live[name], name))}
     assert problems == {}
     # The stored answers are still what SpamAssassin says (else regenerate them: sa_fixtures.py).
     stored = load_expected()

@@ -32,7 +32,10 @@ SMTP_SERVER = Rule(
     rx(r"^(?P<helo>\S+) \(\[?(?P<ip>{IP})(?:%[A-Z0-9._~-]*)?\]?\) by (?P<by>\S+) "),
     post=_no_id,
 )
-SMTP_SERVER_MARKER = rx(r" with (?:Microsoft SMTP Server|mapi id) (?:\([^\)]+\) )?\d+\.\d+\.\d+\.\d+(?:$| )")
+# SpamAssassin's test wants the version right after the TLS comment, but Exchange 2013+ writes
+# `(version=..., cipher=...) id 15.20.7362.31`: SpamAssassin then reads the line as qmail's and copies the
+# HELO name into the rDNS. Accepting the `id ` gives Exchange's own reading (docs/received.md).
+SMTP_SERVER_MARKER = rx(r" with (?:Microsoft SMTP Server|mapi id) (?:\([^\)]+\) )?(?:id )?\d+\.\d+\.\d+\.\d+(?:$| )")
 
 # from ns.elcanto.co.kr (66.161.246.58 [66.161.246.58]) by mail.ssccbelen.edu.pe with SMTP
 #   (Microsoft Exchange Internet Mail Service Version 5.5.1960.3) id G69TW478

@@ -82,4 +82,4 @@ HELO_EQ = Rule(
     marker=" helo=",
 )
 # from [206.51.230.145] (helo=t-online.de) by mxeu2.kundenserver.de with ESMTP (Nemesis)
-BRACKET_IP_ANY = Rule("exim", rx(r"^\[(?P<ip>{IP})\] \((?P<sub>[^\)]+)\) by (?P<by>\S+) "), post=_sub("sub"))
+BRACKET_IP_ANY = Rule("generic", rx(r"^\[(?P<ip>{IP})\] \((?P<sub>[^\)]+)\) by (?P<by>\S+) "), post=_sub("sub"))

@@ -231,6 +231,29 @@ _MAPPED = re.compile(r"^0*:0*:(?:0*:)*ffff:(\d+\.\d+\.\d+\.\d+)$", re.IGNORECASE
 _SCOPE = re.compile(r"%[A-Z0-9._~-]*\Z", re.IGNORECASE)
 
 
+# Which MTA wrote the line, from its signature; the rule that matched is only a fallback, since
+# SpamAssassin's rules are shapes several MTAs share (a Postfix line with a TLS comment parses with
+# the sendmail rule).
+_SIGNATURES: tuple[tuple[str, str], ...] = (
+    (" (Postfix)", "postfix"),
+    ("(Exim ", "exim"),
+    (" SMTPSVC", "exchange-smtpsvc"),
+    (" with Microsoft SMTP", "exchange"),
+    (" with mapi id ", "exchange"),
+    ("(courier", "courier"),
+    ("CommuniGate Pro", "communigate"),
+    (" by mx.google.com ", "google"),
+    (" (qmail-", "qmail"),
+)
+
+
+def _dialect(s: str, fallback: str) -> str:
+    for sig, name in _SIGNATURES:
+        if sig in s:
+            return name
+    return fallback
+
+
 def _finish(f: Fields, s: str, raw: str, defects: tuple[str, ...], protocol_src: str) -> Relay:
     rdns = f.rdns.rstrip(".")
     if rdns.lower() == "unknown" or rdns.startswith("["):
@@ -265,7 +288,7 @@ def _finish(f: Fields, s: str, raw: str, defects: tuple[str, ...], protocol_src:
         auth=f.auth or None,
         protocol=w.group(1) if w else None,
         time=time or None,
-        dialect=f.dialect,
+        dialect=_dialect(protocol_src, f.dialect),
         raw=raw,
     )
 
