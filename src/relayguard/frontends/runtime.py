@@ -20,6 +20,7 @@ from relayguard.frontends.milter_server import MilterService
 from relayguard.frontends.policy_server import PolicyService
 from relayguard.frontends.scan import Scanner
 from relayguard.frontends.settings import FrontendsSettings, parse_listen
+from relayguard.frontends.spamd_server import SpamdService
 
 log = logging.getLogger("relayguard.frontends")
 
@@ -56,6 +57,10 @@ class Frontends:
         if fs.milter.listen:
             self.milter = MilterService(self.scanner(), fs.milter, self.settings.actions.subject_prefix,
                                         fs.idle_timeout)
+        self.spamd: SpamdService | None = None
+        if fs.spamd.listen:
+            self.spamd = SpamdService(self.scanner(), fs.spamd, self.settings.actions.subject_prefix,
+                                      fs.idle_timeout)
 
     def scanner(self) -> Scanner:
         """One pipeline shared by every content front end (built on first use: it may be costly)."""
@@ -70,6 +75,9 @@ class Frontends:
         if self.milter is not None:
             for text in fs.milter.listen:
                 self.servers.append(("milter", await open_stream_server(parse_listen(text), self.milter.handle)))
+        if self.spamd is not None:
+            for text in fs.spamd.listen:
+                self.servers.append(("spamd", await open_stream_server(parse_listen(text), self.spamd.handle)))
         if not self.servers:
             log.warning("no front end configured: set [frontends.*] listen")
 
@@ -88,8 +96,12 @@ class Frontends:
             self._scanner = scanner
             if self.milter is not None:
                 self.milter.scanner = scanner
+            if self.spamd is not None:
+                self.spamd.scanner = scanner
         if self.milter is not None:
             self.milter.settings = new.milter
+        if self.spamd is not None:
+            self.spamd.settings = new.spamd
         self.settings = settings
         log.info("configuration reloaded")
 
@@ -105,6 +117,8 @@ class Frontends:
         waits = [("policy", self.policy.inflight)]
         if self.milter is not None:
             waits.append(("milter", self.milter.inflight))
+        if self.spamd is not None:
+            waits.append(("spamd", self.spamd.inflight))
         for name, inflight in waits:
             if not await inflight.wait_idle(grace):
                 log.warning("shutdown grace over with %d %s transactions in flight", inflight.count, name)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import importlib
 import logging
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from relayguard.config.schema import Settings
 from relayguard.message.facts import Envelope
@@ -70,3 +70,33 @@ class Scanner:
             raise ScanFailed(type(exc).__name__) from exc
         self.scanned += 1
         return verdict
+
+    def learner(self) -> Any | None:
+        """The pipeline's classifier (what TELL and /learnspam train), or None when none is configured."""
+        for c in self.pipeline.checks:
+            cl = getattr(c, "classifier", None)
+            if cl is not None and hasattr(cl, "learn") and hasattr(cl, "forget"):
+                return cl
+        return None
+
+    def learn(self, raw: bytes, is_spam: bool | None) -> str:
+        """Train (or with None, forget) one message; returns the classifier's result word.
+
+        Raises LearnUnavailable without a classifier and ScanFailed when learning itself failed.
+        """
+        from relayguard.message.parse import parse_message
+
+        cl = self.learner()
+        if cl is None:
+            raise LearnUnavailable("no classifier configured")
+        try:
+            facts = parse_message(raw, self.settings)
+            result = cl.forget(facts) if is_spam is None else cl.learn(facts, is_spam)
+        except Exception as exc:
+            log.exception("learning failed")
+            raise ScanFailed(type(exc).__name__) from exc
+        return str(getattr(result, "value", result))
+
+
+class LearnUnavailable(Exception):
+    """There is nothing to learn into (no classifier in the pipeline)."""
