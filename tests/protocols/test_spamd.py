@@ -79,7 +79,9 @@ def test_reply_layouts_match_spamd() -> None:
         assert isinstance(r, sp.Request)
         return r
 
-    assert sp.check_reply(req("CHECK", "1.5"), True, 7.25, 5.0) == b"SPAMD/1.1 0 EX_OK\r\nSpam: True ; 7.2 / 5.0\r\n\r\n"
+    assert (
+        sp.check_reply(req("CHECK", "1.5"), True, 7.25, 5.0) == b"SPAMD/1.1 0 EX_OK\r\nSpam: True ; 7.2 / 5.0\r\n\r\n"
+    )
     # Exim's default variant sends REPORT SPAMC/1.2 and parses "Spam: %s ; %lf / %lf\r\n\r\n"
     assert sp.check_reply(req("REPORT", "1.2"), False, 1.0, 5.0, report="r") == (
         b"SPAMD/1.1 0 EX_OK\r\nSpam: False ; 1.0 / 5.0\r\n\r\nr"
@@ -87,7 +89,9 @@ def test_reply_layouts_match_spamd() -> None:
     assert sp.check_reply(req("SYMBOLS", "1.5"), False, 1.0, 5.0, symbols=["A", "B"]) == (
         b"SPAMD/1.1 0 EX_OK\r\nContent-length: 3\r\nSpam: False ; 1.0 / 5.0\r\n\r\nA,B"
     )
-    assert sp.check_reply(req("REPORT_IFSPAM", "1.5"), False, 1.0, 5.0, report="r").endswith(b"Spam: No ; 1.0 / 5.0\r\n\r\n")
+    assert sp.check_reply(req("REPORT_IFSPAM", "1.5"), False, 1.0, 5.0, report="r").endswith(
+        b"Spam: No ; 1.0 / 5.0\r\n\r\n"
+    )
     assert sp.check_reply(req("HEADERS", "1.5"), False, 1.0, 5.0, processed=b"A: b\r\n\r\nbody") == (
         b"SPAMD/1.1 0 EX_OK\r\nContent-length: 8\r\nSpam: False ; 1.0 / 5.0\r\n\r\nA: b\r\n\r\n"
     )
@@ -139,7 +143,10 @@ def test_too_large_refused_before_reading_it() -> None:
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(st.lists(st.binary(max_size=200), max_size=10), st.sampled_from([b"", b"CHECK SPAMC/1.5\r\n", b"CHECK RSPAMC/1.3\r\n"]))
+@given(
+    st.lists(st.binary(max_size=200), max_size=10),
+    st.sampled_from([b"", b"CHECK SPAMC/1.5\r\n", b"CHECK RSPAMC/1.3\r\n"]),
+)
 def test_fuzz_never_crashes(chunks: list[bytes], prefix: bytes) -> None:
     c = sp.SpamdConnection(max_message_bytes=2048)
     try:
