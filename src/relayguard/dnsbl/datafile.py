@@ -212,19 +212,28 @@ def iter_entry_lines(paths: Iterable[Source], meta: Meta, *, default_ttl: int) -
             name = os.path.basename(path)
             lines = open_text(path)
         for n, raw in enumerate(lines, 1):
-            line = raw.strip(" \t\r\n")
-            if not line:
-                continue
-            c = line[0]
-            if c == "$":
-                apply_special(meta, line[1:], f"{name}:{n}", default_ttl=default_ttl)
-                continue
-            if (c == "#" or c == ":") and line[1:2] == "$":
-                apply_special(meta, line[2:], f"{name}:{n}", default_ttl=default_ttl)
-                continue
-            if c == "#" or c == ";":
-                continue
-            yield f"{name}:{n}", line
+            line = entry_line(meta, raw, name, n, default_ttl)
+            if line is not None:
+                yield f"{name}:{n}", line
+
+
+def entry_line(meta: Meta, raw: str, name: str, n: int, default_ttl: int) -> str | None:
+    """The stripped entry text of one raw line, or None for blanks, comments and specials (applied to
+    meta on the way). `$x`, `#$x` and `:$x` are specials (the latter two so that files shared with djb's
+    rbldns work); other lines starting with `#` or `;` are comments."""
+    line = raw.strip(" \t\r\n")
+    if not line:
+        return None
+    c = line[0]
+    if c == "$":
+        apply_special(meta, line[1:], f"{name}:{n}", default_ttl=default_ttl)
+        return None
+    if (c == "#" or c == ":") and line[1:2] == "$":
+        apply_special(meta, line[2:], f"{name}:{n}", default_ttl=default_ttl)
+        return None
+    if c == "#" or c == ";":
+        return None
+    return line
 
 
 def parse_a_value(text: str) -> bytes | None:

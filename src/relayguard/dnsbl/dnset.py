@@ -6,19 +6,23 @@ entry wins over wildcards; the longest wildcard wins; an exclusion where the sea
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable
 
 from relayguard.dnsbl.answer import Answer, Limits, Query, add_a_txt
 from relayguard.dnsbl.datafile import (
     NO_TXT_DEFAULT,
+    LineSource,
     Meta,
     Rec,
     RecTable,
     Source,
+    entry_line,
     iter_entry_lines,
     parse_a_txt,
     value_of,
 )
+from relayguard.dnsbl.fastscan import read_bytes
 
 # A name maps to one value index (the common case, cheap in memory) or a sorted tuple of them.
 Vals = int | tuple[int, ...]
@@ -36,9 +40,71 @@ def _add(d: dict[str, Vals], name: str, val: int) -> None:
 
 
 def valid_name(name: str) -> bool:
-    if not name or len(name) > 253:
+    if not name or len(name) > 253 or ".." in name or name[0] == ".":
         return False
-    return all(0 < len(lab) <= 63 for lab in name.split("."))
+    return len(name) <= 63 or all(len(lab) <= 63 for lab in name.split("."))
+
+
+_SPECIAL_FIRST = frozenset("#;$:!.* \t\r")
+
+
+class _Lines:
+    """Line-by-line parsing state of one file."""
+
+    def __init__(self, meta: Meta, recs: RecTable, exact: dict[str, Vals], wild: dict[str, Vals]) -> None:
+        self.meta = meta
+        self.recs = recs
+        self.exact = exact
+        self.wild = wild
+        self.default = NO_TXT_DEFAULT
+        self.dflt = recs.intern(self.default)
+        self._cache: dict[tuple[str, int], int] = {}
+
+    def line(self, where: str, line: str) -> None:
+        c = line[0]
+        if c == ":":
+            r = parse_a_txt(line, NO_TXT_DEFAULT)
+            if r is None:
+                self.meta.warn(where, "invalid default value")
+            else:
+                self.default = r
+                self.dflt = self.recs.intern(r)
+            return
+        excl = c == "!"
+        s = line[1:].lstrip(" \t") if excl else line
+        both = False
+        is_wild = False
+        if s.startswith("*."):
+            is_wild, s = True, s[2:]
+        elif s.startswith("."):
+            both, s = True, s[1:]
+        parts = s.split(None, 1)
+        if not parts:
+            self.meta.warn(where, "invalid domain name")
+            return
+        name = parts[0].rstrip(".").lower()
+        rest = s[len(parts[0]) :]
+        if not valid_name(name):
+            self.meta.warn(where, "invalid domain name")
+            return
+        if excl:
+            val = 0
+        elif not rest.strip():
+            val = self.dflt
+        else:
+            ck = (rest, self.dflt)
+            cached = self._cache.get(ck)
+            if cached is None:
+                rec = value_of(rest, self.default)
+                if rec is None:
+                    self.meta.warn(where, "invalid value")
+                    return
+                cached = self._cache[ck] = self.recs.intern(rec)
+            val = cached
+        if both or is_wild:
+            _add(self.wild, name, val)
+        if both or not is_wild:
+            _add(self.exact, name, val)
 
 
 class DnSet:
@@ -57,52 +123,41 @@ class DnSet:
     def load(cls, paths: Iterable[Source], limits: Limits) -> DnSet:
         meta = Meta()
         recs = RecTable()
-        default = NO_TXT_DEFAULT
-        dflt = recs.intern(default)
         exact: dict[str, Vals] = {}
         wild: dict[str, Vals] = {}
-        for where, line in iter_entry_lines(paths, meta, default_ttl=limits.defttl):
-            c = line[0]
-            if c == ":":
-                r = parse_a_txt(line, NO_TXT_DEFAULT)
-                if r is None:
-                    meta.warn(where, "invalid default value")
-                else:
-                    default = r
-                    dflt = recs.intern(default)
+        for src in paths:
+            st = _Lines(meta, recs, exact, wild)  # the default value resets with each file
+            if isinstance(src, LineSource):
+                for where, line in iter_entry_lines([src], meta, default_ttl=limits.defttl):
+                    st.line(where, line)
                 continue
-            excl = c == "!"
-            s = line[1:].lstrip(" \t") if excl else line
-            both = False
-            is_wild = False
-            if s.startswith("*."):
-                is_wild, s = True, s[2:]
-            elif s.startswith("."):
-                both, s = True, s[1:]
-            sp = len(s)
-            for i, ch in enumerate(s):
-                if ch in " \t":
-                    sp = i
-                    break
-            name = s[:sp].rstrip(".").lower()
-            rest = s[sp:]
-            if not valid_name(name):
-                meta.warn(where, "invalid domain name")
-                continue
-            if excl:
-                val = 0
-            elif not rest:
-                val = dflt
-            else:
-                rec = value_of(rest, default)
-                if rec is None:
-                    meta.warn(where, "invalid value")
-                    continue
-                val = recs.intern(rec)
-            if both or is_wild:
-                _add(wild, name, val)
-            if both or not is_wild:
-                _add(exact, name, val)
+            name = os.path.basename(src)
+            text = read_bytes(src).decode("latin-1")
+            for n, raw in enumerate(text.split("\n"), 1):
+                # fast path: a bare name (or wildcard) with the default value, the bulk of real lists
+                if raw and " " not in raw and "\t" not in raw:
+                    c = raw[0]
+                    target = exact
+                    key = raw
+                    if c in _SPECIAL_FIRST:
+                        if c == "." or (c == "*" and raw[1:2] == "."):
+                            key = raw[1:] if c == "." else raw[2:]
+                            target = wild
+                        else:
+                            key = ""
+                    if key:
+                        key = key.rstrip("\r").rstrip(".").lower()
+                        if valid_name(key):
+                            if key in target:
+                                _add(target, key, st.dflt)
+                            else:
+                                target[key] = st.dflt
+                            if c == ".":
+                                _add(exact, key, st.dflt)
+                            continue
+                entry = entry_line(meta, raw, name, n, limits.defttl)
+                if entry is not None:
+                    st.line(f"{name}:{n}", entry)
         recs.freeze()
         return cls(meta, recs, exact, wild, limits)
 
