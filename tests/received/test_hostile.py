@@ -72,7 +72,9 @@ def test_one_megabyte_line_is_truncated_and_reported() -> None:
 
 
 def test_nul_bytes() -> None:
-    p = parse_received("from a\x00b (c [192.0.2.9]) by d\x00 (Postfix) with ESMTP id Q; Tue, 12 Mar 2024 10:00:00 +0100")
+    p = parse_received(
+        "from a\x00b (c [192.0.2.9]) by d\x00 (Postfix) with ESMTP id Q; Tue, 12 Mar 2024 10:00:00 +0100"
+    )
     assert "nul" in p.defects
     assert p.relay is not None and p.relay.ip == "192.0.2.9"
 
