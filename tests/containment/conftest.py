@@ -52,6 +52,7 @@ def make_containment(
     clock: ManualClock,
     shared: object | None = None,
     relay: str = "relay1",
+    commands: object | None = None,
     **settings: object,
 ) -> Containment:
     cs = ContainmentSettings(**settings)  # type: ignore[arg-type]
@@ -61,6 +62,7 @@ def make_containment(
         shared or MemorySharedState(clock=clock),  # type: ignore[arg-type]
         clock=clock,
         relay=relay,
+        commands=commands,  # type: ignore[arg-type]
         postsuper=FakePostsuper(),
         listings=MemoryListings(),
     )

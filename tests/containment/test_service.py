@@ -56,11 +56,17 @@ def test_decision_log_lookups(containment: Containment, clock: ManualClock) -> N
     c = containment
     _held(c)
     base = dict(customer="login:bob", client_ip="192.0.2.10", sasl_username="bob", state="held")
-    c.record(DecisionRecord(t=clock.now(), action="HOLD", relay="relay1", queue_id="4AbCd1", message_id="<a1@x.example>",
-                            **base))  # fmt: skip
+    c.record(
+        DecisionRecord(
+            t=clock.now(), action="HOLD", relay="relay1", queue_id="4AbCd1", message_id="<a1@x.example>", **base
+        )
+    )
     clock.advance(60)
-    c.record(DecisionRecord(t=clock.now(), action="HOLD", relay="relay2", queue_id="4AbCd1", message_id="b2@x.example",
-                            **base))  # fmt: skip
+    c.record(
+        DecisionRecord(
+            t=clock.now(), action="HOLD", relay="relay2", queue_id="4AbCd1", message_id="b2@x.example", **base
+        )
+    )
     assert [d.relay for d in c.store.by_message_id(" <a1@x.example> ")] == ["relay1"]
     assert len(c.store.by_queue_id("4AbCd1")) == 2
     assert [d.message_id for d in c.store.by_queue_id("4AbCd1", "relay2")] == ["b2@x.example"]
@@ -84,13 +90,23 @@ def test_normalise_message_id() -> None:
 
 
 def test_evidence_is_redacted(store: SqliteStore, clock: ManualClock) -> None:
-    c = make_containment(store, clock, redact_recipients="hash", redact_body="excerpt", excerpt_chars=10, max_evidence=2)
+    c = make_containment(
+        store, clock, redact_recipients="hash", redact_body="excerpt", excerpt_chars=10, max_evidence=2
+    )
     assert not c.add_evidence("login:bob", subject="s", body="b")  # no incident yet
     _held(c)
     rcpts = ("victim@example.org", "other@example.net")
     for i in range(3):
-        c.add_evidence("login:bob", message_id=f"<m{i}@x>", queue_id="Q1", rcpt_to=rcpts, subject="Cheap pills",
-                       body="Buy now at http://spam.example/ please", verdict="spam 17", action="HOLD")  # fmt: skip
+        c.add_evidence(
+            "login:bob",
+            message_id=f"<m{i}@x>",
+            queue_id="Q1",
+            rcpt_to=rcpts,
+            subject="Cheap pills",
+            body="Buy now at http://spam.example/ please",
+            verdict="spam 17",
+            action="HOLD",
+        )
     inc = c.store.current_incident("login:bob")
     assert inc is not None
     assert len(inc.evidence) == 2  # max_evidence
@@ -141,8 +157,9 @@ def test_release_each_relay_releases_its_own_queue_ids(tmp_path, clock: ManualCl
     r1.on_release.append(released.append)
     _held(r1)
     for relay, qid in (("relay1", "1A2B3C4D5E"), ("relay2", "9F8E7D6C5B"), ("relay1", "AAAABBBBCC")):
-        r1.record(DecisionRecord(t=clock.now(), customer="login:bob", action="HOLD", relay=relay, queue_id=qid,
-                                 state="held"))  # fmt: skip
+        r1.record(
+            DecisionRecord(t=clock.now(), customer="login:bob", action="HOLD", relay=relay, queue_id=qid, state="held")
+        )
     r1.record(DecisionRecord(t=clock.now(), customer="login:carol", action="HOLD", relay="relay1", queue_id="CCCCCCCC"))
     cid = r2.command("release", "login:bob", actor="cli:test", reason="customer cleaned the PC")
     assert cid == 1
@@ -199,6 +216,8 @@ def test_block_after_held(store: SqliteStore, clock: ManualClock) -> None:
     c = make_containment(store, clock, block_after_held=3)
     _held(c)
     for i in range(3):
-        c.record(DecisionRecord(t=clock.now(), customer="login:bob", action="HOLD", queue_id=f"Q{i}XXXX", state="held"),
-                 message_key=f"k{i}")  # fmt: skip
+        c.record(
+            DecisionRecord(t=clock.now(), customer="login:bob", action="HOLD", queue_id=f"Q{i}XXXX", state="held"),
+            message_key=f"k{i}",
+        )
     assert c.decide("login:bob").state is S.BLOCKED

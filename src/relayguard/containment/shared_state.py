@@ -232,6 +232,11 @@ class MemorySharedState:
         with self._lock:
             return list(self._c)
 
+    def records(self) -> dict[str, StateRecord]:
+        """Customers not in the normal state."""
+        with self._lock:
+            return {k: c.record for k, c in self._c.items() if c.record.state is not ContainmentState.NORMAL}
+
     def claim(self, token: str, t: float) -> bool:
         with self._lock:
             if token in self._claims:
@@ -261,11 +266,12 @@ class MemorySharedState:
 _TRANSITION = """
 local cur = redis.call('HGET', KEYS[1], 'state') or 'normal'
 if cur ~= ARGV[1] then return 0 end
-if ARGV[2] == 'normal' then
-  redis.call('DEL', KEYS[1])
+redis.call('HSET', KEYS[1], 'state', ARGV[2], 'since', ARGV[3], 'reason', ARGV[4])
+-- normal (a release: remembered so a relay coming back cannot resurrect the old state) and watched expire
+if ARGV[2] == 'watched' or ARGV[2] == 'normal' then
+  redis.call('PEXPIRE', KEYS[1], ARGV[5])
 else
-  redis.call('HSET', KEYS[1], 'state', ARGV[2], 'since', ARGV[3], 'reason', ARGV[4])
-  if ARGV[2] == 'watched' then redis.call('PEXPIRE', KEYS[1], ARGV[5]) else redis.call('PERSIST', KEYS[1]) end
+  redis.call('PERSIST', KEYS[1])
 end
 return 1
 """
@@ -362,6 +368,10 @@ class RedisSharedState:
             return NORMAL_RECORD
         return StateRecord(ContainmentState(d["state"]), float(d.get("since", 0.0)), d.get("reason", ""))
 
+    def known(self, customer: str) -> bool:
+        """Whether Redis holds any state record (including a release) for the customer."""
+        return bool(self.r.exists(self._k(customer, "s")))
+
     def transition(
         self, customer: str, expected: ContainmentState, new: ContainmentState, t: float, reason: str
     ) -> bool:
@@ -437,24 +447,46 @@ class ResilientSharedState:
         self.failures = 0
 
     def _call(self, name: str, *args: Any) -> Any:
-        now = self.clock.monotonic()
-        if self._down_until is not None and now < self._down_until:
+        if self._down_until is not None and (self.clock.monotonic() < self._down_until or not self._reconcile()):
             self.degraded = True
             return getattr(self.local, name)(*args)
         try:
             result = getattr(self.primary, name)(*args)
         except (redis.ConnectionError, redis.TimeoutError, OSError) as e:
-            self.failures += 1
-            if self._down_until is None:
-                log.warning("SHARED_STATE_FAIL: Redis unavailable (%s); deciding from local state", e)
-            self._down_until = now + self.retry
-            self.degraded = True
+            self._down(e)
             return getattr(self.local, name)(*args)
-        if self._down_until is not None:
-            log.warning("containment: shared state (Redis) answers again; leaving local mode")
-            self._down_until = None
         self.degraded = False
         return result
+
+    def _down(self, e: Exception) -> None:
+        self.failures += 1
+        if self._down_until is None:
+            log.warning("SHARED_STATE_FAIL: Redis unavailable (%s); deciding from local state", e)
+        self._down_until = self.clock.monotonic() + self.retry
+        self.degraded = True
+
+    def _reconcile(self) -> bool:
+        """Redis may be back: carry states decided locally (or mirrored) to customers Redis knows nothing
+        of, before answering from Redis again. True when Redis answered.
+
+        A Redis restarted without persistence must not silently release held or blocked customers, and
+        escalations made during the outage must reach the other relays. Where Redis holds a record (a
+        release made meanwhile included), it wins.
+        """
+        carried = 0
+        try:
+            self.primary.ping()
+            for customer, rec in self.local.records().items():
+                if not self.primary.known(customer) and self.primary.transition(
+                    customer, ContainmentState.NORMAL, rec.state, rec.since, rec.reason
+                ):
+                    carried += 1
+        except (redis.ConnectionError, redis.TimeoutError, OSError):
+            self._down_until = self.clock.monotonic() + self.retry
+            return False
+        self._down_until = None
+        log.warning("containment: shared state (Redis) answers again; %d local states carried over", carried)
+        return True
 
     def get_state(self, customer: str) -> StateRecord:
         rec: StateRecord = self._call("get_state", customer)

@@ -1,0 +1,122 @@
+"""Shared state in a real redis-server: two relay instances see one customer; Redis down -> local."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import pytest
+
+from relayguard.containment.commands import Command
+from relayguard.containment.shared_state import (
+    SHARED_STATE_FAIL,
+    Bounds,
+    MemorySharedState,
+    RedisSharedState,
+    ResilientSharedState,
+)
+from relayguard.containment.states import ContainmentState
+from relayguard.containment.store_sqlite import SqliteStore
+from relayguard.core.clock import ManualClock
+
+from .conftest import RedisServer, make_containment
+
+S = ContainmentState
+
+
+def _shared(srv: RedisServer, clock: ManualClock, **bounds: object) -> ResilientSharedState:
+    primary = RedisSharedState.from_url(srv.url, "rgtest:", Bounds(**bounds), timeout=0.5)  # type: ignore[arg-type]
+    return ResilientSharedState(primary, retry=5.0, clock=clock)
+
+
+@pytest.mark.parametrize("backend", ["memory", "redis"])
+def test_state_semantics(backend: str, redis_server: RedisServer, clock: ManualClock) -> None:
+    """Both backends behave alike: compare-and-set, idempotent counting, bounded ids, commands."""
+    b = dict(max_ids=20, dedupe_ttl=3600.0, state_ttl=86400.0)
+    s = _shared(redis_server, clock, **b) if backend == "redis" else MemorySharedState(Bounds(**b), clock)  # type: ignore[arg-type]
+    t = clock.now()
+    assert s.get_state("c").state is S.NORMAL
+    assert s.transition("c", S.NORMAL, S.HELD, t, "why")
+    assert not s.transition("c", S.NORMAL, S.BLOCKED, t, "lost the race")
+    rec = s.get_state("c")
+    assert (rec.state, rec.since, rec.reason) == (S.HELD, t, "why")
+    assert s.count("c", "m1", t, {"messages": 1, "bytes": 500})
+    assert not s.count("c", "m1", t, {"messages": 1, "bytes": 500})
+    assert s.counters("c") == {"messages": 1, "bytes": 500}
+    # bounded: 30 distinct ids, only 20 remembered; the oldest may count again (that is the bound)
+    for i in range(30):
+        s.count("c", f"id{i}", t + i, {"messages": 1})
+    assert not s.count("c", "id29", t + 40, {"messages": 1})
+    assert s.count("c", "id0", t + 40, {"messages": 1})
+    # throttle admission
+    adm = [s.admit("c", f"x{i % 4}", t, 3600, 3) for i in range(8)]
+    assert [a.allowed for a in adm] == [True, True, True, False, True, True, True, False]
+    assert s.put_blob("c", "sprt", '{"llr": 1.5}', t) is None
+    assert s.get_blob("c", "sprt") == '{"llr": 1.5}'
+    assert s.claim("tok", t) and not s.claim("tok", t)
+    assert s.last_command_id() == 0
+    ids = [s.push_command(Command("release", f"c{i}", t)) for i in range(3)]
+    assert ids == [1, 2, 3]
+    assert [c.customer for c in s.commands_after(1)] == ["c1", "c2"]
+    assert s.transition("c", S.HELD, S.NORMAL, t, "released")
+    assert s.get_state("c").state is S.NORMAL
+
+
+def test_two_relays_on_one_redis_see_one_customer(
+    redis_server: RedisServer, tmp_path: Path, clock: ManualClock
+) -> None:
+    sa, sb = _shared(redis_server, clock), _shared(redis_server, clock)
+    a = make_containment(SqliteStore(tmp_path / "a.sqlite3"), clock, sa, "relayA", sa, throttle_per_hour=4)
+    b = make_containment(SqliteStore(tmp_path / "b.sqlite3"), clock, sb, "relayB", sb, throttle_per_hour=4)
+    assert a.escalate("login:eve", S.THROTTLED, "burst") is not None
+    assert b.escalate("login:eve", S.THROTTLED, "burst") is None  # already there: one transition
+    # the allowance is shared: 4 messages per hour across both relays, each message once
+    got = []
+    for i in range(4):
+        first, second = (a, b) if i % 2 else (b, a)  # the same message asked on both relays
+        got += [first.decide("login:eve", f"msg{i}").action.policy, second.decide("login:eve", f"msg{i}").action.policy]
+    assert got == ["DUNNO"] * 8
+    assert b.decide("login:eve", "msg5").action.policy == "DEFER_IF_PERMIT"
+    assert a.decide("login:eve", "msg5").action.policy == "DEFER_IF_PERMIT"
+    # B escalates; A sees it on the next message
+    assert b.escalate("login:eve", S.HELD, "sequential test", {"sprt": {"llr": 5.0}}) is not None
+    assert a.decide("login:eve", "msg6").action.policy == "HOLD"
+    # a command queued through one relay reaches the other
+    b.command("release", "login:eve", actor="cli:test")
+    res = a.poll() + b.poll()
+    assert sorted(r.applied for r in res) == [False, True]
+    assert a.decide("login:eve").state is S.NORMAL and b.decide("login:eve").state is S.NORMAL
+    # counting across relays is idempotent per message id
+    assert a.shared.count("login:eve", "same", clock.now(), {"messages": 1})
+    assert not b.shared.count("login:eve", "same", clock.now(), {"messages": 1})
+
+
+def test_redis_down_decides_locally(redis_server: RedisServer, tmp_path: Path, clock: ManualClock,
+                                    caplog: pytest.LogCaptureFixture) -> None:  # fmt: skip
+    shared = _shared(redis_server, clock)
+    c = make_containment(SqliteStore(tmp_path / "c.sqlite3"), clock, shared)
+    c.escalate("login:mallory", S.HELD, "sequential test")
+    d = c.decide("login:mallory", "m1")
+    assert d.action.policy == "HOLD" and not d.degraded
+    redis_server.stop()
+    with caplog.at_level(logging.WARNING, logger="relayguard.containment"):
+        d1 = c.decide("login:mallory", "m2")
+        d2 = c.decide("login:other", "m3")
+    assert d1.action.policy == "HOLD"  # the last state seen still applies
+    assert SHARED_STATE_FAIL.name in d1.symbols and d1.degraded
+    assert d2.action.policy == "DUNNO" and d2.degraded
+    fails = [r for r in caplog.records if "SHARED_STATE_FAIL" in r.getMessage()]
+    assert len(fails) == 1  # one log line per outage, not one per message
+    # escalation while down is decided locally too
+    assert c.escalate("login:other", S.HELD, "sequential test") is not None
+    assert c.decide("login:other").action.policy == "HOLD"
+    # Redis back (same port): after the retry interval the relay uses it again
+    redis_server.start()
+    clock.advance(6)
+    with caplog.at_level(logging.WARNING, logger="relayguard.containment"):
+        d3 = c.decide("login:mallory", "m4")
+    # Redis came back empty (no persistence): the states known locally were carried over to it
+    assert not d3.degraded and d3.state is S.HELD
+    assert any("2 local states carried over" in r.getMessage() for r in caplog.records)
+    other = RedisSharedState.from_url(redis_server.url, "rgtest:")
+    assert other.get_state("login:other").state is S.HELD
