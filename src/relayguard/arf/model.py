@@ -91,3 +91,47 @@ class ParsedReport:
     envelope: ReportEnvelope
     has_feedback_part: bool  # False: fields were inferred (Hotmail-style loop, bare forward)
     warnings: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Complaint:
+    """A complaint as kept: what the report said, where it came from, and whom it was traced to."""
+
+    key: str  # the duplicate key: a digest of the reporter and the reported message
+    received_at: float
+    status: str  # "matched", "unmatched", "unparseable"
+    feedback_type: str = "abuse"
+    reporter: str = ""  # the report's From address (or Reporting-MTA / User-Agent when absent)
+    user_agent: str = ""
+    source_ip: str = ""
+    arrival: float | None = None
+    message_id: str = ""  # of the reported message
+    customer: str = ""
+    relay: str = ""
+    method: str = ""  # how it was traced: message-id, queue-id, received, source-ip, none
+    detail: str = ""
+    warnings: tuple[str, ...] = ()
+    source: str = ""  # "smtp", "lmtp", a file path
+    duplicates: int = 0  # further copies of the same complaint received (counted once)
+    id: int | None = None
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "id": self.id,
+            "key": self.key,
+            "received_at": self.received_at,
+            "status": self.status,
+            "feedback_type": self.feedback_type,
+            "reporter": self.reporter,
+            "user_agent": self.user_agent,
+            "source_ip": self.source_ip,
+            "arrival": self.arrival,
+            "message_id": self.message_id,
+            "customer": self.customer,
+            "relay": self.relay,
+            "method": self.method,
+            "detail": self.detail,
+            "warnings": list(self.warnings),
+            "source": self.source,
+            "duplicates": self.duplicates,
+        }

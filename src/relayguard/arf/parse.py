@@ -428,7 +428,7 @@ def _parse_at(top: Part, warnings: list[str], depth: int) -> ParsedReport | None
         return None
     parts = split_multipart(top, warnings)
     if ct == "multipart/report":
-        rtype = (top.headers.get_param("report-type") or "")
+        rtype = top.headers.get_param("report-type") or ""
         if isinstance(rtype, str) and rtype.lower() != "feedback-report":
             warnings.append(f"multipart/report with report-type={rtype!r}, not feedback-report")
     feedback, original_part, human = _find(parts)

@@ -8,6 +8,7 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from relayguard.arf.settings import ArfSettings
 from relayguard.classifier.settings import ClassifierSettings
 from relayguard.containment.settings import ContainmentSettings
 from relayguard.core.netset import parse_net_entry
@@ -128,5 +129,5 @@ class Settings(Section):
     inbound: InboundSettings = InboundSettings()
     frontends: FrontendsSettings = FrontendsSettings()
     outbound: OutboundSettings = OutboundSettings()
-    arf: dict[str, object] = Field(default_factory=dict)
+    arf: ArfSettings = ArfSettings()
     containment: ContainmentSettings = ContainmentSettings()
