@@ -374,7 +374,7 @@ class Simulation:
             for c, slot in zip(v4, pool, strict=True):
                 ip = f"198.18.{slot // 250}.{slot % 250 + 1}"
                 self._v4_at[(c.idx, d)] = ip
-                start, stop = T0 + d * DAY, T0 + (d + 1) * DAY - 1
+                start, stop = T0 + d * DAY, T0 + (d + 1) * DAY  # [start, stop): no gap at midnight
                 lines.append(
                     f"Acct-Status-Type=Start User-Name={c.name} Framed-IP-Address={ip} Event-Timestamp={start:.0f}"
                 )
@@ -474,6 +474,7 @@ class Simulation:
             if out is not None:
                 if out.identity.customer != self.expected_identity(cu):
                     wrong_identity += 1
+                    log.info("identity %s for %s at %.0f", out.identity, cu.name, ev.t - T0)
                 for who in out.newly_compromised:
                     idx = self._by_identity.get(who)
                     if idx is not None:
