@@ -29,7 +29,7 @@ DEFAULT_CORPUS = REPO.parent / "shared" / "data" / "corpus" / "spamassassin-publ
 
 
 def factories() -> dict[str, Callable[[Path], Contestant]]:
-    from bench.accuracy import external_contestants as ext  # noqa: F401 (attributes used lazily)
+    from bench.accuracy import external_contestants as ext
 
     return {
         "relayguard": lambda d: Relayguard(d),

@@ -103,6 +103,7 @@ def main() -> int:
         "osb1": FeatureExtractor(osb_window=1),
         "osb2": FeatureExtractor(osb_window=2),
         "no-osb-20": FeatureExtractor(bits=20, osb_window=0),
+        "osb2-20": FeatureExtractor(bits=20, osb_window=2),
         "no-hdr-words": FeatureExtractor(header_words=False),
         "words1000": FeatureExtractor(max_body_words=1000),
         "words500": FeatureExtractor(max_body_words=500),
@@ -118,6 +119,9 @@ def main() -> int:
         variants.append((f"lr{r}", "no-osb", lambda r=r: lr_online(22, r)))
         variants.append((f"lr{r}", "osb1", lambda r=r: lr_online(22, r)))
     variants.append(("lr20", "osb2", lambda: lr_online(22, 20.0)))
+    for r in (10.0, 15.0, 30.0):
+        variants.append((f"lr{r}", "osb2", lambda r=r: lr_online(22, r)))
+    variants.append(("lr20", "osb2-20", lambda: lr_online(20, 20.0)))
     variants.append(("lr20", "no-osb-20", lambda: lr_online(20, 20.0)))
     variants.append(("fisher", "no-osb", lambda: fisher_online(22)))
     for name, ex, make in variants:

@@ -74,7 +74,6 @@ def learn(
             click.echo(f"imported {import_path}", err=True)
         errors: list[str] = []
         counts: Counter[str] = Counter()
-        jobs = [(p, True) for p in spam] + [(p, False) for p in ham] + [(p, None) for p in forget]
         show = not no_progress and sys.stderr.isatty()
         progress = Progress(
             TextColumn("{task.description}"),
@@ -87,16 +86,19 @@ def learn(
         )
         with progress:
             task = progress.add_task("learning", total=None)
-            for path, label in jobs:
-                items = (it for it in iter_messages([path], errors) if it.data is not None)
-                for chunk in _chunks(items, _COMMIT_EVERY):
-                    with clf.batch():
-                        for item in chunk:
-                            assert item.data is not None
-                            facts = parse_message(item.data, settings)
-                            res = clf.forget(facts) if label is None else clf.learn(facts, label)
-                            counts[res.value] += 1
-                            progress.advance(task)
+            stream = _interleave(
+                [(it, True) for p in spam for it in iter_messages([p], errors) if it.data is not None],
+                [(it, False) for p in ham for it in iter_messages([p], errors) if it.data is not None],
+            ) + [(it, None) for p in forget for it in iter_messages([p], errors) if it.data is not None]
+            progress.update(task, total=len(stream))
+            for chunk in _chunks(stream, _COMMIT_EVERY):
+                with clf.batch():
+                    for item, label in chunk:
+                        assert item.data is not None
+                        facts = parse_message(item.data, settings)
+                        res = clf.forget(facts) if label is None else clf.learn(facts, label)
+                        counts[res.value] += 1
+                        progress.advance(task)
         clf.flush()
         if expire:
             counts["features expired"] = clf.expire()
@@ -118,3 +120,19 @@ def _chunks(it: Iterable[T], n: int) -> Iterator[list[T]]:
     i = iter(it)
     while chunk := list(islice(i, n)):
         yield chunk
+
+
+def _interleave(a: list[T], b: list[T]) -> list[T]:
+    """Merge two lists evenly (a spam, then two ham, ...). An online learner fed all spam and then all
+    ham drifts towards the class it saw last; mixed order is what it learns best from."""
+    out: list[T] = []
+    i = j = 0
+    while i < len(a) or j < len(b):
+        # Take from whichever list is further behind its share.
+        if j >= len(b) or (i < len(a) and i * len(b) <= j * len(a)):
+            out.append(a[i])
+            i += 1
+        else:
+            out.append(b[j])
+            j += 1
+    return out

@@ -22,7 +22,7 @@ import numpy.typing as npt
 from relayguard.message.facts import MessageFacts
 
 # Bump when tokens or hashing change: a model learned with other features is meaningless.
-FEATURES_VERSION = 1
+FEATURES_VERSION = 2
 
 # Verdicts, scores and traces of other filters (lower-case prefixes).
 VERDICT_HEADER_PREFIXES: tuple[str, ...] = (
@@ -143,7 +143,7 @@ class FeatureExtractor:
         self,
         bits: int = 22,
         max_body_words: int = 3000,
-        osb_window: int = 4,
+        osb_window: int = 2,
         header_words: bool = True,
     ) -> None:
         self.bits = bits
@@ -172,7 +172,8 @@ class FeatureExtractor:
         toks.extend(f"s:{w}" for w in words(facts.subject, 40))
         toks.append(f"m:ct:{facts.content_type.lower()}")
         toks.append(f"m:parts:{_bucket(facts.parts)}")
-        toks.append(f"m:size:{_bucket(facts.size)}")
+        # Text length, not message size: the size moves with headers that are not features (X-Spam-*).
+        toks.append(f"m:tlen:{_bucket(len(facts.text) + len(facts.html_text))}")
         if facts.html and not facts.text:
             toks.append("m:html_only")
         for name, _opt in facts.defects:
