@@ -91,8 +91,9 @@ def test_two_relays_on_one_redis_see_one_customer(
     assert not b.shared.count("login:eve", "same", clock.now(), {"messages": 1})
 
 
-def test_redis_down_decides_locally(redis_server: RedisServer, tmp_path: Path, clock: ManualClock,
-                                    caplog: pytest.LogCaptureFixture) -> None:  # fmt: skip
+def test_redis_down_decides_locally(
+    redis_server: RedisServer, tmp_path: Path, clock: ManualClock, caplog: pytest.LogCaptureFixture
+) -> None:
     shared = _shared(redis_server, clock)
     c = make_containment(SqliteStore(tmp_path / "c.sqlite3"), clock, shared)
     c.escalate("login:mallory", S.HELD, "sequential test")

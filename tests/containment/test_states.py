@@ -73,9 +73,15 @@ def test_transition_rules(old: S, new: S, actor: Actor) -> None:
 
 def test_transition_log_line_is_greppable(caplog: pytest.LogCaptureFixture) -> None:
     tr = make_transition(
-        "login:alice", S.WATCHED, S.HELD, 100.0, Actor.DETECTION, "sequential test: compromised",
-        {"sprt": {"llr": 4.7, "upper": 4.6}, "campaigns": [3]}, "relay1",
-    )  # fmt: skip
+        "login:alice",
+        S.WATCHED,
+        S.HELD,
+        100.0,
+        Actor.DETECTION,
+        "sequential test: compromised",
+        {"sprt": {"llr": 4.7, "upper": 4.6}, "campaigns": [3]},
+        "relay1",
+    )
     with caplog.at_level(logging.INFO, logger="relayguard.containment"):
         log_transition(tr)
     line = caplog.records[-1].getMessage()
