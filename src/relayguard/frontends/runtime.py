@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from relayguard.config.schema import Settings
 from relayguard.core.netset import NetSet
 from relayguard.frontends.decider import FirstAnswer, PolicyDecider, RateLimitDecider
+from relayguard.frontends.http_server import HttpService, UvicornServer
 from relayguard.frontends.listen import open_server, open_stream_server
 from relayguard.frontends.milter_server import MilterService
 from relayguard.frontends.policy_server import PolicyService
@@ -57,6 +58,10 @@ class Frontends:
         if fs.milter.listen:
             self.milter = MilterService(self.scanner(), fs.milter, self.settings.actions.subject_prefix,
                                         fs.idle_timeout)
+        self.http: HttpService | None = None
+        self.http_servers: list[UvicornServer] = []
+        if fs.http.listen:
+            self.http = HttpService(self.scanner(), fs.http, self.stats)
         self.spamd: SpamdService | None = None
         if fs.spamd.listen:
             self.spamd = SpamdService(self.scanner(), fs.spamd, self.settings.actions.subject_prefix,
@@ -68,6 +73,16 @@ class Frontends:
             self._scanner = Scanner(self.settings)
         return self._scanner
 
+    def stats(self) -> dict[str, dict[str, int]]:
+        """Live counters of every front end, for /metrics."""
+        out = {"policy": {"requests": self.policy.requests, "failures": self.policy.failures,
+                          "inflight": self.policy.inflight.count}}
+        if self.milter is not None:
+            out["milter"] = {"messages": self.milter.messages, "inflight": self.milter.inflight.count}
+        if self.spamd is not None:
+            out["spamd"] = {"requests": self.spamd.requests, "inflight": self.spamd.inflight.count}
+        return out
+
     async def start(self) -> None:
         fs = frontend_settings(self.settings)
         for text in fs.policy.listen:
@@ -75,10 +90,16 @@ class Frontends:
         if self.milter is not None:
             for text in fs.milter.listen:
                 self.servers.append(("milter", await open_stream_server(parse_listen(text), self.milter.handle)))
+        if self.http is not None:
+            app = self.http.app()
+            for text in fs.http.listen:
+                server = UvicornServer(app, parse_listen(text))
+                await server.start()
+                self.http_servers.append(server)
         if self.spamd is not None:
             for text in fs.spamd.listen:
                 self.servers.append(("spamd", await open_stream_server(parse_listen(text), self.spamd.handle)))
-        if not self.servers:
+        if not self.servers and not self.http_servers:
             log.warning("no front end configured: set [frontends.*] listen")
 
     def reload(self, settings: Settings) -> None:
@@ -98,10 +119,14 @@ class Frontends:
                 self.milter.scanner = scanner
             if self.spamd is not None:
                 self.spamd.scanner = scanner
+            if self.http is not None:
+                self.http.scanner = scanner
         if self.milter is not None:
             self.milter.settings = new.milter
         if self.spamd is not None:
             self.spamd.settings = new.spamd
+        if self.http is not None:
+            self.http.settings = new.http
         self.settings = settings
         log.info("configuration reloaded")
 
@@ -110,6 +135,8 @@ class Frontends:
             grace = frontend_settings(self.settings).shutdown_grace
         for _, s in self.servers:
             s.close()
+        # uvicorn stops accepting, then waits for the requests in flight (its graceful shutdown).
+        http_stops = [asyncio.create_task(h.stop()) for h in self.http_servers]
         self.policy.close_idle()
         if self.milter is not None:
             self.milter.stopping = True
@@ -126,6 +153,9 @@ class Frontends:
             c.close()
         if self.milter is not None:
             self.milter.close_all()
+        if http_stops:
+            await asyncio.wait(http_stops, timeout=grace)
+        self.http_servers.clear()
         for _, s in self.servers:
             await s.wait_closed()
         self.servers.clear()
