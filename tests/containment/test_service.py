@@ -221,3 +221,20 @@ def test_block_after_held(store: SqliteStore, clock: ManualClock) -> None:
             message_key=f"k{i}",
         )
     assert c.decide("login:bob").state is S.BLOCKED
+
+
+async def test_agent_applies_commands(containment: Containment) -> None:
+    import asyncio
+
+    from relayguard.containment.agent import ContainmentAgent
+
+    agent = ContainmentAgent(containment, interval=0.05)
+    task = asyncio.create_task(agent.run())
+    containment.command("block", "login:late")
+    for _ in range(200):
+        if containment.decide("login:late").state is S.BLOCKED:
+            break
+        await asyncio.sleep(0.02)
+    agent.stop()
+    await task
+    assert containment.decide("login:late").state is S.BLOCKED

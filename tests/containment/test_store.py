@@ -59,6 +59,8 @@ def test_decisions(any_store: Store) -> None:
     assert [d.t for d in s.by_client("2001:db8::1", T0 + 2.2, 1.0)] == [T0 + 2, T0 + 3]
     assert len(s.decisions_for("login:a", action="HOLD", relay="r1")) == 3
     assert [d.t for d in s.decisions_for("login:a", limit=2)] == [T0 + 5, T0 + 4]
+    assert s.count_decisions(relay="r1") == 3 and s.count_decisions(customer="login:a", since=T0 + 4) == 2
+    assert s.count_decisions(action="DUNNO", relay="r1") == 0
     assert s.purge_decisions(T0 + 3) == 3
     assert len(s.decisions_for("login:a")) == 3
 

@@ -68,6 +68,12 @@ class DecisionLog(Protocol):
         self, customer: str, since: float = 0.0, action: str | None = None, relay: str | None = None, limit: int = 1000
     ) -> list[DecisionRecord]: ...
 
+    def count_decisions(
+        self, *, relay: str | None = None, customer: str | None = None, since: float = 0.0, action: str | None = None
+    ) -> int:
+        """How many decisions match (complaint rates per relay and per customer)."""
+        ...
+
     def held_unreleased(self, customer: str, relay: str) -> list[DecisionRecord]:
         """HOLD decisions with a queue id on `relay` not yet released: what `postsuper -H` must release."""
         ...

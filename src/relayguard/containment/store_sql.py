@@ -193,6 +193,17 @@ class SqlStore(ABC):
         params.append(int(limit))
         return [_decision(r) for r in self._q(sql, params)]
 
+    def count_decisions(
+        self, *, relay: str | None = None, customer: str | None = None, since: float = 0.0, action: str | None = None
+    ) -> int:
+        sql = "SELECT COUNT(*) FROM rg_decision WHERE t >= ?"
+        params: list[Any] = [since]
+        for col, val in (("relay", relay), ("customer", customer), ("action", action)):
+            if val is not None:
+                sql += f" AND {col} = ?"
+                params.append(val)
+        return int(self._q(sql, params)[0][0])
+
     def held_unreleased(self, customer: str, relay: str) -> list[DecisionRecord]:
         rows = self._q(
             f"SELECT {_DECISION_COLS} FROM rg_decision WHERE customer = ? AND relay = ? AND action = 'HOLD' "
