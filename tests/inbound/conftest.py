@@ -12,7 +12,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from dnsenv import SOA, Blackhole, Rbldnsd, dkim_public_key, rbldnsd_available
+from dnsenv import SOA, Blackhole, Rbldnsd, RelayguardDnsbl, dkim_public_key, rbldnsd_available
 
 # The cast: our ISP's smarthost and MSA are trusted; the customer PC is infected.
 MX = "192.0.2.10"
@@ -69,11 +69,18 @@ ZONES: list[tuple[str, str, str]] = [
 ]
 
 
-@pytest.fixture(scope="session")
-def rbldnsd() -> Iterator[Rbldnsd]:
-    if not rbldnsd_available():
-        pytest.skip("rbldnsd is not installed (Debian package rbldnsd; scripts/apt-packages.txt)")
-    server = Rbldnsd(ZONES).start()
+@pytest.fixture(scope="session", params=["rbldnsd", "relayguard-dnsbl"])
+def dns_server(request: pytest.FixtureRequest) -> Iterator[Rbldnsd | RelayguardDnsbl]:
+    """Every real-server case runs against rbldnsd and against relayguard's own blocklist server."""
+    server: Rbldnsd | RelayguardDnsbl
+    if request.param == "rbldnsd":
+        if not rbldnsd_available():
+            pytest.skip("rbldnsd is not installed (Debian package rbldnsd; scripts/apt-packages.txt)")
+        server = Rbldnsd(ZONES)
+    else:
+        pytest.importorskip("relayguard.dnsbl.server", reason="relayguard's DNS server is not there yet")
+        server = RelayguardDnsbl(ZONES)
+    server.start()
     try:
         yield server
     finally:

@@ -3,6 +3,7 @@ socket that never answers (a dead list). No mocks: every answer the checks read 
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import os
 import pwd
@@ -10,9 +11,11 @@ import shutil
 import socket
 import subprocess
 import tempfile
+import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import dns.message
 
@@ -105,6 +108,71 @@ class Rbldnsd:
         if self.proc is not None and self.proc.poll() is None:
             self.proc.terminate()
             self.proc.wait(10)
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+class RelayguardDnsbl:
+    """relayguard's own blocklist server (relayguard.dnsbl.server) serving the same zone files, on its
+    own event loop in a thread, so the same cases run against it as against rbldnsd."""
+
+    def __init__(self, zones: Sequence[tuple[str, str, str]]) -> None:
+        self.dir = tempfile.mkdtemp(prefix="rg-inbound-own-")
+        self.zones = zones
+        self.port = 0
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._server: Any = None
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def start(self) -> RelayguardDnsbl:
+        from relayguard.dnsbl.server import Catalog, DnsblServer
+        from relayguard.dnsbl.zonespec import ZoneSpec
+
+        specs = []
+        for i, (zone, dtype, text) in enumerate(self.zones):
+            name = f"z{i}.zone"
+            (Path(self.dir) / name).write_text(text)
+            specs.append(ZoneSpec.parse(f"{zone}:{dtype}:{name}"))
+        catalog = Catalog(specs, workdir=self.dir)
+        catalog.load()
+        ready = threading.Event()
+        failure: list[BaseException] = []
+
+        def run() -> None:
+            loop = asyncio.new_event_loop()
+            self._loop = loop
+            try:
+                self._server = DnsblServer(catalog, [("127.0.0.1", 0)], check_interval=3600)
+                loop.run_until_complete(self._server.start())
+                self.port = self._server.bound[0][1]
+            except BaseException as exc:
+                failure.append(exc)
+                ready.set()
+                return
+            ready.set()
+            loop.run_forever()
+            loop.run_until_complete(self._server.stop())
+            pending = asyncio.all_tasks(loop)
+            for t in pending:
+                t.cancel()
+            loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+            loop.close()
+
+        self._thread = threading.Thread(target=run, name="relayguard-dnsbl", daemon=True)
+        self._thread.start()
+        ready.wait(30)
+        if failure:
+            raise failure[0]
+        return self
+
+    def stop(self) -> None:
+        if self._loop is not None:
+            self._loop.call_soon_threadsafe(self._loop.stop)
+        if self._thread is not None:
+            self._thread.join(10)
         shutil.rmtree(self.dir, ignore_errors=True)
 
 

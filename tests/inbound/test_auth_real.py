@@ -1,4 +1,5 @@
-"""SPF, DKIM and DMARC with every record served by a real rbldnsd on loopback; messages signed by dkimpy."""
+"""SPF, DKIM and DMARC with every record served by real DNS servers on loopback (rbldnsd and
+relayguard's own); messages signed by dkimpy."""
 
 from __future__ import annotations
 
@@ -39,8 +40,8 @@ def env(ip: str, mail_from: str = "alice@sender.example") -> Envelope:
 
 
 @pytest.fixture
-def scanner(rbldnsd) -> Scanner:
-    return Scanner(settings(rbldnsd.address, AUTH))
+def scanner(dns_server) -> Scanner:
+    return Scanner(settings(dns_server.address, AUTH))
 
 
 async def test_spf_pass_fail_softfail(scanner):

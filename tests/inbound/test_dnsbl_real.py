@@ -1,4 +1,4 @@
-"""DNS blocklists on the right hops, against a real rbldnsd on loopback."""
+"""DNS blocklists on the right hops, against real DNS servers on loopback (rbldnsd, relayguard's own)."""
 
 from __future__ import annotations
 
@@ -25,8 +25,8 @@ pytestmark = pytest.mark.peer
 SMARTHOST_HOP = hop("smarthost.isp.example", "smarthost.isp.example", SMARTHOST, "mx.isp.example", "A1")
 
 
-async def test_infected_origin_behind_trusted_smarthost_hits_xbl_not_the_smarthost(rbldnsd):
-    s = Scanner(settings(rbldnsd.address, zen_and_friends()))
+async def test_infected_origin_behind_trusted_smarthost_hits_xbl_not_the_smarthost(dns_server):
+    s = Scanner(settings(dns_server.address, zen_and_friends()))
     raw = message(
         [SMARTHOST_HOP, hop("infected-pc", "dyn-23.cust.isp.example", INFECTED, "smarthost.isp.example", "B2")]
     )
@@ -40,8 +40,8 @@ async def test_infected_origin_behind_trusted_smarthost_hits_xbl_not_the_smartho
     assert not [n for n in v.symbols if n.endswith(("_FAIL", "_BLOCKED", "_BROKEN"))]
 
 
-async def test_authenticated_submission_from_the_same_origin_hits_no_pbl(rbldnsd):
-    s = Scanner(settings(rbldnsd.address, zen_and_friends()))
+async def test_authenticated_submission_from_the_same_origin_hits_no_pbl(dns_server):
+    s = Scanner(settings(dns_server.address, zen_and_friends()))
     raw = message(
         [
             hop("msa.isp.example", "msa.isp.example", MSA, "mx.isp.example", "A1"),
@@ -54,7 +54,7 @@ async def test_authenticated_submission_from_the_same_origin_hits_no_pbl(rbldnsd
     assert options(v, "RBL_SPAMHAUS_AUTHBL") == (f"{INFECTED}:authenticated",)
 
 
-async def test_authenticated_session_client_not_scored_by_pbl_but_by_authbl(rbldnsd):
+async def test_authenticated_session_client_not_scored_by_pbl_but_by_authbl(dns_server):
     inbound = (
         zen_and_friends()
         + """
@@ -68,7 +68,7 @@ rules = [
 ]
 """
     )
-    s = Scanner(settings(rbldnsd.address, inbound))
+    s = Scanner(settings(dns_server.address, inbound))
     env = Envelope(client_ip=AUTHBOT, sasl_username="bob", helo="pc", mail_from="bob@isp.example")
     v = await s.scan(message([]), env)
     assert "CLIENT_PBL" not in v.symbols
@@ -79,8 +79,8 @@ rules = [
     assert "RBL_SPAMHAUS_AUTHBL" not in v2.symbols
 
 
-async def test_untrusted_hop_deeper_in_the_chain_hits_sbl_only(rbldnsd):
-    s = Scanner(settings(rbldnsd.address, zen_and_friends()))
+async def test_untrusted_hop_deeper_in_the_chain_hits_sbl_only(dns_server):
+    s = Scanner(settings(dns_server.address, zen_and_friends()))
     raw = message(
         [
             SMARTHOST_HOP,
@@ -115,9 +115,9 @@ rules = [{{ symbol = "RBL_WRONG", codes = ["127.0.0.2"] }}]
 """
 
 
-async def test_blocked_answer_codes_list_nothing(rbldnsd):
+async def test_blocked_answer_codes_list_nothing(dns_server):
     inbound = LISTS_WITH_ERRORS.format(refusing=REFUSING, allrefused=ALLREFUSED, wrong=WRONG)
-    s = Scanner(settings(rbldnsd.address, inbound))
+    s = Scanner(settings(dns_server.address, inbound))
     raw = message([SMARTHOST_HOP, hop("h", "h.example", REFUSED_FOR, "smarthost.isp.example", "B2")])
     v = await s.scan(raw)
     # Even a rule matching all of 127/8 does not turn 127.255.255.254 into a listing.
@@ -133,7 +133,7 @@ async def test_blocked_answer_codes_list_nothing(rbldnsd):
     assert "WRONG_BROKEN" in v2.symbols
 
 
-async def test_a_list_that_never_answers_costs_its_timeout_and_the_scan_finishes(rbldnsd, blackhole):
+async def test_a_list_that_never_answers_costs_its_timeout_and_the_scan_finishes(dns_server, blackhole):
     inbound = (
         zen_and_friends()
         + f"""
@@ -146,7 +146,7 @@ nameservers = ["{blackhole.address}"]
 rules = [{{ symbol = "RBL_DEAD", codes = ["127.0.0.2"] }}]
 """
     )
-    s = Scanner(settings(rbldnsd.address, inbound))
+    s = Scanner(settings(dns_server.address, inbound))
     raw = message(
         [SMARTHOST_HOP, hop("infected-pc", "dyn-23.cust.isp.example", INFECTED, "smarthost.isp.example", "B2")]
     )
@@ -161,8 +161,8 @@ rules = [{{ symbol = "RBL_DEAD", codes = ["127.0.0.2"] }}]
     assert s.resolver.stats.sent == sent  # and zen came from the cache
 
 
-async def test_cache_makes_a_repeated_origin_cost_no_packets(rbldnsd):
-    s = Scanner(settings(rbldnsd.address, zen_and_friends()))
+async def test_cache_makes_a_repeated_origin_cost_no_packets(dns_server):
+    s = Scanner(settings(dns_server.address, zen_and_friends()))
     raw = message(
         [SMARTHOST_HOP, hop("infected-pc", "dyn-23.cust.isp.example", INFECTED, "smarthost.isp.example", "B2")]
     )
@@ -174,7 +174,7 @@ async def test_cache_makes_a_repeated_origin_cost_no_packets(rbldnsd):
     assert "RBL_SPAMHAUS_XBL" in v.symbols
 
 
-async def test_originating_header_and_notfirsthop_and_firsttrusted(rbldnsd):
+async def test_originating_header_and_notfirsthop_and_firsttrusted(dns_server):
     inbound = """
 [inbound]
 [[inbound.lists]]
@@ -183,7 +183,7 @@ zone = "zen.rbl.test"
 query = ["originating", "notfirsthop", "firsttrusted"]
 rules = [{ symbol = "ORIG_LISTED", codes = ["127.0.0.0/24"] }]
 """
-    s = Scanner(settings(rbldnsd.address, inbound))
+    s = Scanner(settings(dns_server.address, inbound))
     raw = message(
         [
             SMARTHOST_HOP,

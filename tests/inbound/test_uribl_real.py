@@ -1,4 +1,5 @@
-"""Domain lists (DBL style) against a real rbldnsd: registrable domains, sources, error codes, caps."""
+"""Domain lists (DBL style) against real DNS servers (rbldnsd, relayguard's own): registrable domains,
+sources, error codes, caps."""
 
 from __future__ import annotations
 
@@ -12,8 +13,8 @@ pytestmark = pytest.mark.peer
 SMARTHOST_HOP = hop("smarthost.isp.example", "smarthost.isp.example", SMARTHOST, "mx.isp.example", "A1")
 
 
-async def test_url_subdomain_is_asked_by_its_registrable_domain(rbldnsd):
-    s = Scanner(settings(rbldnsd.address, zen_and_friends()))
+async def test_url_subdomain_is_asked_by_its_registrable_domain(dns_server):
+    s = Scanner(settings(dns_server.address, zen_and_friends()))
     html = (
         '<html><body><a href="http://promo.mail.evil-shop.com/win?x=1">win</a>'
         '<img src="https://cdn.shop.evil-store.co.uk/p.png"> <a href="https://www.fine.org/">ok</a></body></html>'
@@ -25,8 +26,8 @@ async def test_url_subdomain_is_asked_by_its_registrable_domain(rbldnsd):
     assert "DBL_PHISH" not in v.symbols
 
 
-async def test_obfuscated_url_sender_and_helo_domains(rbldnsd):
-    s = Scanner(settings(rbldnsd.address, zen_and_friends()))
+async def test_obfuscated_url_sender_and_helo_domains(dns_server):
+    s = Scanner(settings(dns_server.address, zen_and_friends()))
     raw = message(
         [
             SMARTHOST_HOP,
@@ -41,15 +42,15 @@ async def test_obfuscated_url_sender_and_helo_domains(rbldnsd):
     assert set(options(v, "DBL_MALWARE")) == {"infected-helo.net:helo", "infected-helo.net:rdns"}
 
 
-async def test_domain_list_error_code_is_blocked_not_listed(rbldnsd):
-    s = Scanner(settings(rbldnsd.address, zen_and_friends()))
+async def test_domain_list_error_code_is_blocked_not_listed(dns_server):
+    s = Scanner(settings(dns_server.address, zen_and_friends()))
     v = await s.scan(message([SMARTHOST_HOP], body="see http://www.refused-domain.com/\n"))
     assert options(v, "SPAMHAUS_DBL_BLOCKED") == ("127.0.1.255:refused-domain.com",)
     assert not [n for n in v.symbols if n.startswith("DBL_")]
 
 
-async def test_cap_on_domains_per_message(rbldnsd):
-    s = Scanner(settings(rbldnsd.address, zen_and_friends("max_domains = 3")))
+async def test_cap_on_domains_per_message(dns_server):
+    s = Scanner(settings(dns_server.address, zen_and_friends("max_domains = 3")))
     urls = " ".join(f"http://www.site{i}.com/" for i in range(30)) + " http://evil-shop.com/"
     before = s.resolver.stats.questions
     v = await s.scan(message([SMARTHOST_HOP], body=urls + "\n"))
@@ -59,7 +60,7 @@ async def test_cap_on_domains_per_message(rbldnsd):
     assert dbl_questions <= 3 + 2 + 2 + 2  # 3 domains, monitor probes of 3 lists (DBL, zen, AuthBL)
 
 
-async def test_url_ip_hosts_and_resolved_hosts_go_to_ip_lists(rbldnsd):
+async def test_url_ip_hosts_and_resolved_hosts_go_to_ip_lists(dns_server):
     inbound = """
 [inbound]
 resolve_url_hosts = true
@@ -69,7 +70,7 @@ zone = "zen.rbl.test"
 query = ["urlhost"]
 rules = [{ symbol = "URLHOST_SBL", codes = ["127.0.0.2"] }]
 """
-    s = Scanner(settings(rbldnsd.address, inbound))
+    s = Scanner(settings(dns_server.address, inbound))
     # out.sender.example resolves (A record in our zone) to 203.0.113.5, which is not listed; the IP
     # literal is SPAMMER, listed in SBL.
     v = await s.scan(message([SMARTHOST_HOP], body=f"http://{SPAMMER}/x http://out.sender.example/y\n"))
