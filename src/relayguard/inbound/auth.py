@@ -95,6 +95,40 @@ class DkimResult:
     reason: str = ""
 
 
+# Rspamd's symbol names, which relayguard's front ends already read to write Authentication-Results
+# (relayguard.frontends.result_headers): result -> symbol, per method.
+SPF_SYMBOLS = {
+    "pass": "R_SPF_ALLOW", "fail": "R_SPF_FAIL", "softfail": "R_SPF_SOFTFAIL", "neutral": "R_SPF_NEUTRAL",
+    "none": "R_SPF_NA", "temperror": "R_SPF_DNSFAIL", "permerror": "R_SPF_PERMFAIL",
+}  # fmt: skip
+DKIM_SYMBOLS = {
+    "pass": "R_DKIM_ALLOW", "fail": "R_DKIM_REJECT", "temperror": "R_DKIM_TEMPFAIL", "permerror": "R_DKIM_PERMFAIL",
+    "none": "R_DKIM_NA",
+}  # fmt: skip
+DMARC_SYMBOLS = {
+    "pass": "DMARC_POLICY_ALLOW", "reject": "DMARC_POLICY_REJECT", "quarantine": "DMARC_POLICY_QUARANTINE",
+    "fail_none": "DMARC_POLICY_SOFTFAIL", "none": "DMARC_NA", "temperror": "DMARC_DNSFAIL",
+    "permerror": "DMARC_BAD_POLICY",
+}  # fmt: skip
+# symbol -> (RFC 8601 method, result)
+AUTH_RESULTS: dict[str, tuple[str, str]] = {
+    **{sym: ("spf", res) for res, sym in SPF_SYMBOLS.items()},
+    **{sym: ("dkim", res) for res, sym in DKIM_SYMBOLS.items()},
+    **{
+        sym: ("dmarc", "fail" if res in ("reject", "quarantine", "fail_none") else res)
+        for res, sym in DMARC_SYMBOLS.items()
+    },
+}
+_DESCRIBE = {
+    "DMARC_POLICY_ALLOW": "DMARC pass: SPF or DKIM aligned with the From domain",
+    "DMARC_POLICY_REJECT": "DMARC fail; the domain asks receivers to reject",
+    "DMARC_POLICY_QUARANTINE": "DMARC fail; the domain asks for quarantine",
+    "DMARC_POLICY_SOFTFAIL": "DMARC fail; the domain's policy is none",
+    "DMARC_NA": "No DMARC record for the From domain",
+    "DMARC_DNSFAIL": "DMARC record lookup failed",
+    "DMARC_BAD_POLICY": "DMARC cannot apply (From header or record broken)",
+}
+
 _TAG = re.compile(r"(?:^|;)\s*([a-z]+)\s*=\s*([^;]*)", re.IGNORECASE)
 
 
@@ -153,21 +187,11 @@ class AuthCheck(Check):
         self.do_dmarc = settings.dmarc
         syms: list[SymbolDef] = []
         if self.do_spf:
-            for r in ("PASS", "FAIL", "SOFTFAIL", "NEUTRAL", "NONE", "TEMPERROR", "PERMERROR"):
-                syms.append(SymbolDef(f"SPF_{r}", "spf", f"SPF result {r.lower()} (RFC 7208)"))
+            syms += [SymbolDef(v, "spf", f"SPF {k} (RFC 7208)") for k, v in SPF_SYMBOLS.items()]
         if self.do_dkim:
-            for r in ("PASS", "FAIL", "TEMPERROR", "PERMERROR", "NONE"):
-                syms.append(SymbolDef(f"DKIM_{r}", "dkim", f"DKIM result {r.lower()} (RFC 6376)"))
+            syms += [SymbolDef(v, "dkim", f"DKIM {k} (RFC 6376)") for k, v in DKIM_SYMBOLS.items()]
         if self.do_dmarc:
-            syms += [
-                SymbolDef("DMARC_PASS", "dmarc", "DMARC pass: SPF or DKIM aligned with the From domain"),
-                SymbolDef("DMARC_REJECT", "dmarc", "DMARC fail; the domain asks receivers to reject"),
-                SymbolDef("DMARC_QUARANTINE", "dmarc", "DMARC fail; the domain asks for quarantine"),
-                SymbolDef("DMARC_FAIL_NONE", "dmarc", "DMARC fail; the domain's policy is none"),
-                SymbolDef("DMARC_NONE", "dmarc", "No DMARC record for the From domain"),
-                SymbolDef("DMARC_TEMPERROR", "dmarc", "DMARC record lookup failed"),
-                SymbolDef("DMARC_PERMERROR", "dmarc", "DMARC cannot apply (From header or record broken)"),
-            ]
+            syms += [SymbolDef(v, "dmarc", _DESCRIBE[v]) for v in DMARC_SYMBOLS.values()]
         self.symbols = tuple(syms)
 
     # -- SPF -----------------------------------------------------------------------------------------
@@ -303,12 +327,12 @@ class AuthCheck(Check):
     def dmarc_evaluate(
         fdomain: str, tags: Mapping[str, str], from_org: bool, spf_res: SpfResult | None, dkims: Sequence[DkimResult]
     ) -> tuple[str, str]:
-        """(symbol suffix, option) for a domain with a record."""
+        """(DMARC_SYMBOLS key, option) for a domain with a record."""
         policy = tags.get("p", "").lower()
         if from_org and tags.get("sp"):
             policy = tags["sp"].lower()
         if policy not in ("none", "quarantine", "reject"):
-            return "PERMERROR", f"bad policy p={policy or '(missing)'}"
+            return "permerror", f"bad policy p={policy or '(missing)'}"
         spf_ok = (
             spf_res is not None
             and spf_res.result == "pass"
@@ -318,8 +342,8 @@ class AuthCheck(Check):
             r.result == "pass" and aligned(r.domain, fdomain, tags.get("adkim", "r").lower()[:1]) for r in dkims
         )
         if spf_ok or dkim_ok:
-            return "PASS", "spf" if spf_ok else "dkim"
-        return {"none": "FAIL_NONE", "quarantine": "QUARANTINE", "reject": "REJECT"}[policy], f"policy={policy}"
+            return "pass", "spf" if spf_ok else "dkim"
+        return {"none": "fail_none", "quarantine": "quarantine", "reject": "reject"}[policy], f"policy={policy}"
 
     # -- the check -----------------------------------------------------------------------------------
 
@@ -346,13 +370,14 @@ class AuthCheck(Check):
         hits: list[Hit] = []
         if self.do_spf and spf_res is not None:
             prop = "smtp.mailfrom" if spf_res.identity == "mailfrom" else "smtp.helo"
-            hits.append(Hit(f"SPF_{spf_res.result.upper()}", (f"{prop}={spf_res.sender}",)))
+            sym = SPF_SYMBOLS.get(spf_res.result, SPF_SYMBOLS["permerror"])
+            hits.append(Hit(sym, (f"{prop}={spf_res.sender}",)))
         if self.do_dkim:
             if not dkims:
-                hits.append(Hit("DKIM_NONE"))
+                hits.append(Hit(DKIM_SYMBOLS["none"]))
             by: dict[str, list[str]] = {}
             for r in dkims:
-                by.setdefault(f"DKIM_{r.result.upper()}", []).append(f"header.d={r.domain}")
+                by.setdefault(DKIM_SYMBOLS[r.result], []).append(f"header.d={r.domain}")
             hits += [Hit(s, tuple(dict.fromkeys(o))) for s, o in by.items()]
         if self.do_dmarc:
             hits.append(self._dmarc_hit(fdomain, why, tags, derr, from_org, spf_res, dkims))
@@ -369,14 +394,14 @@ class AuthCheck(Check):
         dkims: Sequence[DkimResult],
     ) -> Hit:
         if fdomain is None:
-            return Hit("DMARC_PERMERROR", (why,))
+            return Hit(DMARC_SYMBOLS["permerror"], (why,))
         hf = f"header.from={fdomain}"
         if derr is not None:
-            return Hit("DMARC_TEMPERROR", (hf, derr))
+            return Hit(DMARC_SYMBOLS["temperror"], (hf, derr))
         if tags is None:
-            return Hit("DMARC_NONE", (hf,))
-        suffix, note = self.dmarc_evaluate(fdomain, tags, from_org, spf_res, dkims)
-        return Hit(f"DMARC_{suffix}", (hf, note))
+            return Hit(DMARC_SYMBOLS["none"], (hf,))
+        key, note = self.dmarc_evaluate(fdomain, tags, from_org, spf_res, dkims)
+        return Hit(DMARC_SYMBOLS[key], (hf, note))
 
 
 # -- Authentication-Results (RFC 8601) -----------------------------------------------------------------
@@ -390,9 +415,10 @@ def authentication_results(verdict: Verdict, authserv_id: str = "") -> str | Non
     """The Authentication-Results header value for a verdict's SPF/DKIM/DMARC symbols, or None."""
     results: list[Any] = []
     for name, sym in verdict.symbols.items():
-        kind, _, res = name.partition("_")
-        res = res.lower()
-        if kind == "SPF":
+        if name not in AUTH_RESULTS:
+            continue
+        method, res = AUTH_RESULTS[name]
+        if method == "spf":
             mf = _prop(sym.options, "smtp.mailfrom")
             helo = _prop(sym.options, "smtp.helo")
             results.append(
@@ -400,11 +426,10 @@ def authentication_results(verdict: Verdict, authserv_id: str = "") -> str | Non
                     result=res, smtp_mailfrom=mf[0] if mf else None, smtp_helo=helo[0] if helo else None
                 )
             )
-        elif kind == "DKIM":
+        elif method == "dkim":
             ds: list[str | None] = [*_prop(sym.options, "header.d")] or [None]
             results += [authres.DKIMAuthenticationResult(result=res, header_d=d) for d in ds]
-        elif kind == "DMARC":
-            res = {"reject": "fail", "quarantine": "fail", "fail_none": "fail"}.get(res, res)
+        else:
             hf = _prop(sym.options, "header.from")
             results.append(authres.dmarc.DMARCAuthenticationResult(result=res, header_from=hf[0] if hf else None))
     if not results:
