@@ -32,10 +32,11 @@ def _load(path: str | None, overrides: dict[str, list[str]]) -> Settings:
 
 
 async def _serve(config: str | None, overrides: dict[str, list[str]]) -> None:
-    from relayguard.frontends.runtime import Frontends
+    from relayguard.frontends.runtime import Frontends, build_containment
 
     settings = _load(config, overrides)
-    fe = Frontends(settings)
+    # Containment keeps state across reloads (its settings need a restart), like listen addresses.
+    fe = Frontends(settings, containment=build_containment(settings))
     await fe.start()
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()

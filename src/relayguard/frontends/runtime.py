@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from relayguard.config.schema import Settings
 from relayguard.core.netset import NetSet
@@ -23,6 +24,10 @@ from relayguard.frontends.scan import Scanner
 from relayguard.frontends.settings import FrontendsSettings, parse_listen
 from relayguard.frontends.spamd_server import SpamdService
 
+if TYPE_CHECKING:
+    from relayguard.containment.agent import ContainmentAgent
+    from relayguard.containment.service import Containment
+
 log = logging.getLogger("relayguard.frontends")
 
 
@@ -33,10 +38,14 @@ def frontend_settings(settings: Settings) -> FrontendsSettings:
     return FrontendsSettings.model_validate(fs)  # until schema.py carries the model
 
 
-def build_policy_decider(settings: Settings) -> PolicyDecider:
-    """The decision path that exists today: the in-memory per-login rate limit."""
+def build_policy_decider(settings: Settings, containment: Containment | None = None) -> PolicyDecider:
+    """The decision path that exists today: containment (when enabled), then the per-login rate limit."""
     p = frontend_settings(settings).policy
     deciders: list[PolicyDecider] = []
+    if containment is not None:
+        from relayguard.containment.decider import ContainmentDecider
+
+        deciders.append(ContainmentDecider(containment))
     if p.rate_limit > 0:
         deciders.append(
             RateLimitDecider(p.rate_limit, p.rate_window, p.rate_state, NetSet(p.rate_exempt), p.rate_text)
@@ -44,14 +53,27 @@ def build_policy_decider(settings: Settings) -> PolicyDecider:
     return deciders[0] if len(deciders) == 1 else FirstAnswer(deciders)
 
 
+def build_containment(settings: Settings) -> Containment | None:
+    """Containment from [containment], or None when it is disabled."""
+    from relayguard.containment.factory import build, containment_settings
+
+    if not containment_settings(settings).enabled:
+        return None
+    return build(settings)
+
+
 @dataclass
 class Frontends:
     settings: Settings
     servers: list[tuple[str, asyncio.AbstractServer]] = field(default_factory=list)
 
+    containment: Containment | None = None
+
     def __post_init__(self) -> None:
         fs = frontend_settings(self.settings)
-        self.policy = PolicyService(build_policy_decider(self.settings), fs.policy.fail_mode,
+        self._agent: ContainmentAgent | None = None
+        self._agent_task: asyncio.Task[None] | None = None
+        self.policy = PolicyService(build_policy_decider(self.settings, self.containment), fs.policy.fail_mode,
                                     fs.policy.max_request_bytes)
         self._scanner: Scanner | None = None
         self.milter: MilterService | None = None
@@ -70,8 +92,15 @@ class Frontends:
     def scanner(self) -> Scanner:
         """One pipeline shared by every content front end (built on first use: it may be costly)."""
         if self._scanner is None:
-            self._scanner = Scanner(self.settings)
+            self._scanner = self._new_scanner(self.settings)
         return self._scanner
+
+    def _new_scanner(self, settings: Settings) -> Scanner:
+        if self.containment is None:
+            return Scanner(settings)
+        from relayguard.containment.check import ContainmentCheck, ContainmentUpdater
+
+        return Scanner(settings, None, [ContainmentCheck(self.containment)], [ContainmentUpdater(self.containment)])
 
     def stats(self) -> dict[str, dict[str, int]]:
         """Live counters of every front end, for /metrics."""
@@ -85,6 +114,11 @@ class Frontends:
 
     async def start(self) -> None:
         fs = frontend_settings(self.settings)
+        if self.containment is not None:
+            from relayguard.containment.agent import ContainmentAgent
+
+            self._agent = ContainmentAgent(self.containment)
+            self._agent_task = asyncio.create_task(self._agent.run())
         for text in fs.policy.listen:
             self.servers.append(("policy", await open_server(parse_listen(text), self.policy.protocol)))
         if self.milter is not None:
@@ -109,11 +143,11 @@ class Frontends:
             new.policy.listen, new.milter.listen, new.spamd.listen, new.http.listen
         ):
             log.warning("listen addresses changed: they take effect at the next restart")
-        self.policy.decider = build_policy_decider(settings)
+        self.policy.decider = build_policy_decider(settings, self.containment)
         self.policy.fail_mode = new.policy.fail_mode
         if self._scanner is not None:
             # Build the new pipeline before swapping, so a broken one leaves the old in place.
-            scanner = Scanner(settings)
+            scanner = self._new_scanner(settings)
             self._scanner = scanner
             if self.milter is not None:
                 self.milter.scanner = scanner
@@ -159,3 +193,6 @@ class Frontends:
         for _, s in self.servers:
             await s.wait_closed()
         self.servers.clear()
+        if self._agent is not None and self._agent_task is not None:
+            self._agent.stop()
+            await self._agent_task

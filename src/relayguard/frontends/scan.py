@@ -11,13 +11,14 @@ from __future__ import annotations
 import asyncio
 import importlib
 import logging
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from relayguard.config.schema import Settings
 from relayguard.message.facts import Envelope
 
 if TYPE_CHECKING:
-    from relayguard.checks.api import Check
+    from relayguard.checks.api import Check, Updater
     from relayguard.pipeline import Pipeline
     from relayguard.scoring.verdict import Verdict
 
@@ -45,12 +46,18 @@ class ScanFailed(Exception):
 
 
 class Scanner:
-    def __init__(self, settings: Settings, pipeline: Pipeline | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        pipeline: Pipeline | None = None,
+        extra_checks: Sequence[Check] = (),
+        updaters: Sequence[Updater] = (),
+    ) -> None:
         self.settings = settings
         if pipeline is None:
             from relayguard.app.build import build_pipeline
 
-            pipeline = build_pipeline(settings, plugin_checks(settings))
+            pipeline = build_pipeline(settings, [*plugin_checks(settings), *extra_checks], updaters)
         self.pipeline = pipeline
         self.scanned = 0
         self.failed = 0
