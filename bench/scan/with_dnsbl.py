@@ -53,6 +53,8 @@ ZEN, BL, PSBL, MS, DBL, MULTI = (
 )
 
 RELAYGUARD_CONFIG = """
+[storage]
+data_dir = "{data_dir}"
 [dns]
 nameservers = ["127.0.0.1:{port}"]
 timeout = 2.0
@@ -263,18 +265,20 @@ def _user_exists(name: str) -> bool:
 
 def relayguard_child(config: str, msgdir: str, parallel: int, out: str) -> None:
     """Runs in the measured child process: full pipeline plus the inbound checks, `parallel` in flight."""
-    from relayguard.app.build import build_pipeline, default_checks
+    from relayguard.app.build import default_checks
     from relayguard.config import load_config
     from relayguard.inbound import inbound_checks
     from relayguard.inbound.dnsbl_check import ListCheck
     from relayguard.inbound.resolver import Resolver
     from relayguard.message.parse import parse_message
+    from relayguard.pipeline import Pipeline
 
     settings = load_config(config)
     resolver = Resolver(settings.dns)
-    wired = any(isinstance(c, ListCheck) for c in default_checks(settings))
-    extra = [] if wired else inbound_checks(settings, resolver)
-    pipeline = build_pipeline(settings, extra)
+    checks = default_checks(settings)
+    if not any(isinstance(c, ListCheck) for c in checks):  # until build_pipeline wires them itself
+        checks += inbound_checks(settings, resolver)
+    pipeline = Pipeline(settings, checks)
     ours = {d.name for c in pipeline.checks if isinstance(c, ListCheck) for d in c.declared()}
     files = sorted(Path(msgdir).iterdir())
     hits: dict[str, int] = {}
@@ -460,8 +464,11 @@ def main() -> int:
         dns.start()
         try:
             cfg = work / "relayguard.toml"
+            (work / "data").mkdir()
             cfg.write_text(
-                RELAYGUARD_CONFIG.format(port=dns.port, zen=ZEN, bl=BL, psbl=PSBL, ms=MS, dbl=DBL, multi=MULTI)
+                RELAYGUARD_CONFIG.format(
+                    data_dir=work / "data", port=dns.port, zen=ZEN, bl=BL, psbl=PSBL, ms=MS, dbl=DBL, multi=MULTI
+                )
             )
             print(f"{len(paths)} messages from {args.corpus}; zones: {listed}", flush=True)
             q0 = dns.queries()
