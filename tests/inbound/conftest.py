@@ -23,6 +23,7 @@ RELAY2 = "198.51.100.99"  # an honest untrusted relay, unlisted
 SPAMMER = "203.0.113.77"  # SBL; also in XBL, which must not count (not the last external hop)
 REFUSED_FOR = "198.51.100.50"  # the blocked-codes list answers 127.255.255.254 for it
 AUTHBOT = "198.51.100.66"  # AuthBL: logs in with stolen credentials
+INFECTED6 = "2001:db8:23::7"  # an infected host on IPv6 (XBL, via the 32-nibble query name)
 
 ZEN = "zen.rbl.test"
 DBL = "dbl.rbl.test"
@@ -35,6 +36,7 @@ ZONES: list[tuple[str, str, str]] = [
     (ZEN, "ip4set", f"{SOA}\n:127.0.0.2:SBL $\n127.0.0.2\n{SMARTHOST}\n{SPAMMER}\n"),
     (ZEN, "ip4set", f"{SOA}\n:127.0.0.4:XBL $\n{INFECTED}\n{SPAMMER}\n"),
     (ZEN, "ip4set", f"{SOA}\n:127.0.0.10:PBL $\n{INFECTED}\n{AUTHBOT}\n"),
+    (ZEN, "ip6trie", f"{SOA}\n:127.0.0.4:XBL $\n{INFECTED6}/128\n"),
     (AUTHBL, "ip4set", f"{SOA}\n:127.0.0.20:AuthBL $\n127.0.0.2\n{AUTHBOT}\n{INFECTED}\n"),
     (REFUSING, "ip4set", f"{SOA}\n127.0.0.2 :127.0.0.2:test\n{REFUSED_FOR} :127.255.255.254:refused\n"),
     (ALLREFUSED, "ip4set", f"{SOA}\n0.0.0.0/0 :127.255.255.254:refused\n"),

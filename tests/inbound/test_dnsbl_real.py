@@ -9,6 +9,7 @@ from conftest import (
     ALLREFUSED,
     AUTHBOT,
     INFECTED,
+    INFECTED6,
     MSA,
     MX,
     REFUSED_FOR,
@@ -200,3 +201,23 @@ rules = [{ symbol = "ORIG_LISTED", codes = ["127.0.0.0/24"] }]
     # firsttrusted is the client the oldest trusted hop received from: the smarthost, listed in SBL.
     assert f"{SMARTHOST}:firsttrusted" in opts
     assert MX not in " ".join(opts)
+
+
+async def test_untrusted_hops_are_capped_at_nine(dns_server):
+    s = Scanner(settings(dns_server.address, zen_and_friends()))
+    relays = [hop(f"r{i}.example", f"r{i}.example", f"198.51.100.{100 + i}", "x.example", f"Q{i}") for i in range(12)]
+    deep = [*relays[:10], hop("spamsource", "spam.host.example", SPAMMER, "r10.example", "Z")]
+    v = await s.scan(message([SMARTHOST_HOP, *deep]))
+    assert "RBL_SPAMHAUS_SBL" not in v.symbols  # the 11th untrusted hop is beyond the cap of 9
+    shallow = [*relays[:5], hop("spamsource", "spam.host.example", SPAMMER, "r5.example", "Z")]
+    v = await s.scan(message([SMARTHOST_HOP, *shallow]))
+    assert options(v, "RBL_SPAMHAUS_SBL") == (f"{SPAMMER}:untrusted",)
+
+
+async def test_ipv6_origin_is_asked_by_nibbles(dns_server):
+    s = Scanner(settings(dns_server.address, zen_and_friends()))
+    raw = message(
+        [SMARTHOST_HOP, hop("pc6", "pc6.cust.isp.example", f"IPv6:{INFECTED6}", "smarthost.isp.example", "B")]
+    )
+    v = await s.scan(raw)
+    assert options(v, "RBL_SPAMHAUS_XBL") == (f"{INFECTED6}:lastexternal",)
