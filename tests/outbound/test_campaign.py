@@ -35,7 +35,7 @@ def test_near_duplicates_from_k_customers_form_a_campaign() -> None:
     assert "3 distinct customers" in events[3].explanation
     # Later matches are judged by the campaign, whoever sends them.
     m = idx.match(fpr.fingerprint(facts(variant(rng))), 1000.0)
-    assert m is not None and m.cid == events[3].cluster
+    assert m is not None and m.cluster.cid == events[3].cluster and m.kind == "text"
     assert (
         idx.match(fpr.fingerprint(facts("an entirely different message about the garden and roses today")), 1000.0)
         is None
@@ -83,3 +83,24 @@ def test_short_texts_without_urls_are_not_clustered() -> None:
     idx = CampaignIndex(k=2)
     cl, ev = idx.observe(Fingerprinter().fingerprint(facts("hi")), "x", 0.0, 0.9)
     assert cl is None and ev is None
+
+
+def test_domains_of_honest_mail_are_no_signature() -> None:
+    fpr = Fingerprinter()
+    idx = CampaignIndex(k=2)
+    # Two customers' ham links to yahoo.example: from then on it is a common domain.
+    idx.observe(fpr.fingerprint(facts("ham one", urls=("yahoo.example",))), "h1", 0.0, 0.05)
+    idx.observe(fpr.fingerprint(facts("ham two", urls=("yahoo.example",))), "h2", 1.0, 0.05)
+    a = fpr.fingerprint(facts("buy", urls=("yahoo.example",)))
+    assert idx.url_sig(a, 2.0) is None
+    idx.observe(a, "x", 2.0, 0.9)
+    _, ev = idx.observe(fpr.fingerprint(facts("pills", urls=("yahoo.example",))), "y", 3.0, 0.9)
+    assert ev is None
+    # An uncommon domain beside it still signs the campaign.
+    b = fpr.fingerprint(facts("buy", urls=("yahoo.example", "pills.example")))
+    assert idx.url_sig(b, 4.0) == "pills.example"
+    idx.observe(b, "x", 4.0, 0.9)
+    _, ev = idx.observe(fpr.fingerprint(facts("now", urls=("pills.example",))), "y", 5.0, 0.9)
+    assert ev is not None
+    m = idx.match(fpr.fingerprint(facts("other text", urls=("pills.example",))), 6.0)
+    assert m is not None and m.kind == "url"

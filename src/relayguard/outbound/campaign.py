@@ -3,7 +3,8 @@
 Spamware pushes one campaign through many hijacked customers: the same text (with hash-busters) and the
 same URLs arrive from many senders in a burst. Each message gets a fingerprint: a MinHash over word
 shingles of subject and body (datasketch; near-duplicates collide in its LSH index) and a URL signature
-(the sorted set of registrable domains it links to). Messages that match join a cluster; when a cluster
+(the sorted set of registrable domains it links to, less the domains honest mail from several customers
+also carries, such as yahoo.com or a list's footer). Messages that match join a cluster; when a cluster
 has been sent by `k` distinct customers within `window` seconds and looks like spam on average
 (`min_spam`), it becomes a campaign: its members become suspect and every later message that matches it
 is judged by it, whoever sends it.
@@ -35,7 +36,7 @@ MIN_WORDS = 8  # fewer words than this: too little text for MinHash, use the URL
 class Fingerprint:
     body_key: bytes  # exact body hash (repeat detection per customer)
     minhash: MinHash | None
-    url_sig: str | None  # "domain1 domain2 ..." sorted; None when the message has no URL domains
+    domains: tuple[str, ...]  # registrable domains it links to, sorted
 
 
 @dataclass
@@ -56,6 +57,12 @@ class Cluster:
 
     def customers_within(self, now: float, window: float) -> int:
         return sum(1 for t in self.members.values() if t >= now - window)
+
+
+@dataclass(frozen=True, slots=True)
+class Match:
+    cluster: Cluster
+    kind: str  # "text" (near-identical text) or "url" (the same uncommon URL domains)
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,8 +94,8 @@ class Fingerprinter:
                 self._cache.popitem(last=False)
         else:
             self._cache.move_to_end(key)
-        domains = sorted({u.domain for u in facts.urls if u.domain})
-        return Fingerprint(key, mh, " ".join(domains[:20]) if domains else None)
+        domains = tuple(sorted({u.domain.lower() for u in facts.urls if u.domain}))
+        return Fingerprint(key, mh, domains)
 
     def _minhash(self, text: str) -> MinHash | None:
         words = _WORD.findall(text.lower())[:MAX_WORDS]
@@ -124,6 +131,12 @@ class CampaignIndex:
         self._by_url: dict[str, int] = {}
         self._lsh_keys: dict[int, str] = {}
         self._next = 1
+        # URL domains honest mail carries too (yahoo.com, a list's footer domain): domain -> customers
+        # that sent it in mail judged ham. Such domains are no campaign signature.
+        self._ham_domains: OrderedDict[str, dict[str, float]] = OrderedDict()
+        self.ham_p = 0.3
+        self.common_after = 2  # distinct customers
+        self.max_domains = 200_000
 
     def __len__(self) -> int:
         return len(self._clusters)
@@ -131,25 +144,46 @@ class CampaignIndex:
     def campaign_count(self) -> int:
         return sum(1 for c in self._clusters.values() if c.campaign_at is not None)
 
-    def _find(self, fp: Fingerprint) -> Cluster | None:
-        candidates: set[int] = set()
+    def url_sig(self, fp: Fingerprint, now: float) -> str | None:
+        """The message's uncommon URL domains as one key; None when it links only to common ones."""
+        horizon = now - self.ttl
+        rare = [
+            d
+            for d in fp.domains
+            if sum(1 for t in self._ham_domains.get(d, {}).values() if t >= horizon) < self.common_after
+        ]
+        return " ".join(rare[:20]) if rare else None
+
+    def _note_ham(self, fp: Fingerprint, customer: str, now: float) -> None:
+        for d in fp.domains:
+            seen = self._ham_domains.pop(d, None) or {}
+            seen[customer] = now
+            if len(seen) > 2 * self.common_after:
+                seen.pop(min(seen, key=seen.__getitem__))
+            self._ham_domains[d] = seen
+        while len(self._ham_domains) > self.max_domains:
+            self._ham_domains.popitem(last=False)
+
+    def _find(self, fp: Fingerprint, sig: str | None) -> Match | None:
+        text: set[int] = set()
         if fp.minhash is not None:
             for key in self._lsh.query(fp.minhash):
-                candidates.add(int(key.split(":", 1)[1]))
-        if fp.url_sig is not None and fp.url_sig in self._by_url:
-            candidates.add(self._by_url[fp.url_sig])
-        live = [self._clusters[c] for c in sorted(candidates) if c in self._clusters]
+                text.add(int(key.split(":", 1)[1]))
+        url = {self._by_url[sig]} if sig is not None and sig in self._by_url else set()
+        live = [
+            Match(self._clusters[c], "text" if c in text else "url") for c in sorted(text | url) if c in self._clusters
+        ]
         if not live:
             return None
-        # A campaign wins over a mere cluster; then the oldest (deterministic).
-        live.sort(key=lambda c: (c.campaign_at is None, c.cid))
+        # A campaign wins over a mere cluster, a text match over a URL match; then the oldest.
+        live.sort(key=lambda m: (m.cluster.campaign_at is None, m.kind != "text", m.cluster.cid))
         return live[0]
 
-    def match(self, fp: Fingerprint, now: float) -> Cluster | None:
-        """The live campaign this message belongs to, if any (for the pre-filter)."""
-        c = self._find(fp)
-        if c is not None and c.campaign_at is not None and c.last_seen >= now - self.ttl:
-            return c
+    def match(self, fp: Fingerprint, now: float) -> Match | None:
+        """The live campaign this message belongs to, if any, and how it matched."""
+        m = self._find(fp, self.url_sig(fp, now))
+        if m is not None and m.cluster.campaign_at is not None and m.cluster.last_seen >= now - self.ttl:
+            return m
         return None
 
     def observe(
@@ -157,19 +191,23 @@ class CampaignIndex:
     ) -> tuple[Cluster | None, CampaignEvent | None]:
         """Record that `customer` sent this message; returns its cluster and a new campaign, if formed."""
         self.expire(now)
-        c = self._find(fp)
+        sig = self.url_sig(fp, now)
+        if spam_p is not None and spam_p <= self.ham_p:
+            self._note_ham(fp, customer, now)
+        m = self._find(fp, sig)
+        c = m.cluster if m is not None else None
         if c is None:
-            if fp.minhash is None and fp.url_sig is None:
+            if fp.minhash is None and sig is None:
                 return None, None
-            c = Cluster(self._next, now, now, fp.url_sig)
+            c = Cluster(self._next, now, now, sig)
             self._next += 1
             self._clusters[c.cid] = c
             if fp.minhash is not None:
                 key = f"c:{c.cid}"
                 self._lsh.insert(key, fp.minhash)
                 self._lsh_keys[c.cid] = key
-            if fp.url_sig is not None:
-                self._by_url[fp.url_sig] = c.cid
+            if sig is not None:
+                self._by_url[sig] = c.cid
         else:
             self._clusters.move_to_end(c.cid)
         c.last_seen = now

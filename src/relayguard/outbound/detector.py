@@ -168,15 +168,19 @@ class OutboundDetector:
             )
         elif state is not None and state.sprt.llr >= self.sprt.params.upper / 2:
             hits.append(Hit(WATCH.name, (ident.customer, f"llr={state.sprt.llr:.2f}")))
-        campaign = self.campaigns.match(self.fingerprinter.fingerprint(facts), now)
-        if campaign is not None:
+        m = self.campaigns.match(self.fingerprinter.fingerprint(facts), now)
+        if m is not None:
+            c = m.cluster
+            # Near-identical text is a verdict; sharing uncommon URL domains is strong evidence only
+            # (the updater counts it), so it never holds a message by itself.
+            force = m.kind == "text" and s.campaign_action is not Action.NO_ACTION
             hits.append(
                 Hit(
                     CAMPAIGN_MATCH.name,
-                    (f"campaign#{campaign.cid}", f"{len(campaign.members)} customers", f"p={campaign.mean_p:.2f}"),
+                    (f"campaign#{c.cid}", f"by {m.kind}", f"{len(c.members)} customers", f"p={c.mean_p:.2f}"),
                     1.0,
-                    None if s.campaign_action is Action.NO_ACTION else s.campaign_action,
-                    "5.7.1 Message matches a spam campaign",
+                    s.campaign_action if force else None,
+                    "5.7.1 Message matches a spam campaign" if force else None,
                 )
             )
         if ident.source == "sasl":
@@ -229,14 +233,17 @@ class OutboundDetector:
         evidence: list[Evidence] = []
         p_eff = spam_p
         if matched is not None:
-            p_eff = max(spam_p or 0.0, s.campaign_spam_p)
+            floor = s.campaign_spam_p if matched.kind == "text" else matched.cluster.mean_p
+            p_eff = max(spam_p or 0.0, floor)
         if formed is not None:
             evidence.append(Evidence("campaign", s.campaign_member_llr, formed.explanation))
         decision: Decision | None = None
         if p_eff is not None and (not copy or matched is not None):
             # A copy of a body this customer already sent is not a new observation (a newsletter to
             # 500 recipients is one piece of evidence, not 500); a campaign match always is.
-            detail = f"p={p_eff:.2f}" + (f", matches campaign #{matched.cid}" if matched is not None else "")
+            detail = f"p={p_eff:.2f}" + (
+                f", matches campaign #{matched.cluster.cid} by {matched.kind}" if matched is not None else ""
+            )
             evidence.append(Evidence("content", self.sprt.params.content_llr(p_eff), detail))
             evidence.extend(self._behaviour(state, now, p_eff, networks))
         if evidence:
@@ -254,7 +261,7 @@ class OutboundDetector:
                 if member == ident.customer:
                     continue
                 newly.extend(self._campaign_member(member, formed.cluster, now, formed.explanation))
-        campaign = formed.cluster if formed is not None else (matched.cid if matched is not None else None)
+        campaign = formed.cluster if formed is not None else (matched.cluster.cid if matched is not None else None)
         return Outcome(ident, decision, campaign, tuple(newly))
 
     def _campaign_member(self, customer: str, cid: int, now: float, why: str) -> list[str]:

@@ -464,6 +464,10 @@ class Simulation:
                 if stopped and by_outbound:
                     ours.legit_delayed += 1
                     ours.legit_flagged.add(ev.customer)
+                    sym = verdict.symbols.get(verdict.forced_by or "")
+                    log.info(
+                        "legit %s (%s) held: %s %s", cu.name, cu.role, verdict.forced_by, sym.options if sym else ""
+                    )
                 elif stopped:
                     content_stops_legit += 1
                 if not allowed:
