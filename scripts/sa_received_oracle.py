@@ -70,6 +70,17 @@ CASES = (
     ),
     TrustCase("msa", [*PRIVATE, "194.125.145.45", "64.161.22.236"], [], ["194.125.145.45"]),
 )
+# A documented difference (docs/received.md): the exclusion written after the wider network. Without
+# the optional Net::Patricia module SpamAssassin takes the first entry that matches, so the exclusion
+# is ignored; relayguard takes the most specific entry, whatever the order.
+DIFF_CASES = (
+    TrustCase(
+        "exclusion-last",
+        [*PRIVATE, "64.161.22.236", "194.125.145.45", "66.187.233.0/24", "!66.187.233.211", "193.120.211.219"],
+        [],
+        [],
+    ),
+)
 
 
 def corpus_files(paths: list[Path]) -> list[Path]:
@@ -124,6 +135,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--refresh", action="store_true", help="rerun SpamAssassin even if the cache exists")
     ap.add_argument("--examples", type=int, default=3, help="disagreements to print per field")
     ap.add_argument("--json", type=Path, help="also write the figures as JSON here")
+    ap.add_argument("--speed", action="store_true", help="also time both parsers, header by header (CPU time)")
     args = ap.parse_args(argv)
 
     roots = args.corpus or [(REPO / DEFAULT_CORPUS / "ham"), (REPO / DEFAULT_CORPUS / "spam")]
@@ -137,16 +149,52 @@ def main(argv: list[str] | None = None) -> int:
             print(f"no files under {', '.join(map(str, roots))}", file=sys.stderr)
             return 2
         print(f"running SpamAssassin over {len(files)} files ...", flush=True)
-        records = run_sa(files, CASES, args.cache if not args.corpus else None)
+        records = run_sa(files, CASES + DIFF_CASES, args.cache if not args.corpus else None)
         print(f"  done in {time.monotonic() - t0:.1f}s")
 
     report = compare(records, args.examples)
+    if args.speed:
+        report["speed_us_per_header"] = speed(records)
     if args.json:
         args.json.write_text(json.dumps(report, indent=2))
     ok = all(v >= 99.0 for v in report["fields_pct"].values()) and all(
-        v >= 99.0 for c in report["splits_pct"].values() for v in c.values()
+        v >= 99.0 for c in CASES for v in report["splits_pct"][c.name].values()
     )
     return 0 if ok else 1
+
+
+_PERL_SPEED = r"""
+use strict; use warnings;
+use Mail::SpamAssassin::Message::Metadata;
+my @l = <STDIN>; chomp @l;
+my $md = Mail::SpamAssassin::Message::Metadata->new(undef);
+my $best = 1e9;
+for (1..3) {
+  my $t0 = (times)[0];
+  $md->parse_received_line($_) for @l;
+  my $d = (times)[0] - $t0;
+  $best = $d if $d < $best;
+}
+printf "%.3f\n", 1e6 * $best / @l;
+"""
+
+
+def speed(records: list[dict[str, Any]]) -> dict[str, float]:
+    """CPU µs per header, best of 3, for SpamAssassin's parse_received_line and our parse_received."""
+    lines = [v.replace("\n", " ") for rec in records if "error" not in rec for v in rec["received"]]
+    proc = subprocess.run(
+        ["perl", "-e", _PERL_SPEED], input="".join(f"{v}\n" for v in lines), capture_output=True, text=True, check=True
+    )
+    sa = float(proc.stdout.split()[-1])
+    best = float("inf")
+    for _ in range(3):
+        t = time.process_time()
+        for v in lines:
+            parse_received(v)
+        best = min(best, time.process_time() - t)
+    ours = 1e6 * best / len(lines)
+    print(f"\nspeed (CPU, best of 3): SpamAssassin {sa:.1f} µs/header, relayguard {ours:.1f} µs/header")
+    return {"spamassassin": sa, "relayguard": ours}
 
 
 def compare(records: list[dict[str, Any]], n_examples: int) -> dict[str, Any]:
@@ -189,7 +237,9 @@ def compare(records: list[dict[str, Any]], n_examples: int) -> dict[str, Any]:
     splits: dict[str, dict[str, float]] = {}
     coverage: dict[str, tuple[int, int, int]] = {}
     split_examples: dict[str, list[str]] = collections.defaultdict(list)
-    for case in CASES:
+    for case in CASES + DIFF_CASES:
+        if case.name not in records[0]["splits"]:
+            continue
         cfg = case.config()
         n = agree_t = agree_i = agree_le = agree_msa = 0
         with_trusted = with_msa = with_auth = 0
@@ -215,7 +265,8 @@ def compare(records: list[dict[str, Any]], n_examples: int) -> dict[str, Any]:
                 agree_t += 1
             elif len(split_examples[case.name]) < n_examples:
                 split_examples[case.name].append(
-                    f"{rec['path']}: SA trusted {sa_ips('trusted')} untrusted {sa_ips('untrusted')};"
+                    f"{'/'.join(Path(rec['path']).parts[-2:])}:"
+                    f" SA trusted {sa_ips('trusted')} untrusted {sa_ips('untrusted')};"
                     f" ours trusted {ours_t} untrusted {ours_u}"
                 )
             if ours_i == sa_ips("internal") and ours_e == sa_ips("external"):
@@ -248,6 +299,10 @@ def compare(records: list[dict[str, Any]], n_examples: int) -> dict[str, Any]:
     print(f"  {'config':18}" + "".join(f"{k:>20}" for k in keys))
     for case in CASES:
         print(f"  {case.name:18}" + "".join(f"{splits[case.name][k]:19.2f}%" for k in keys))
+    for case in DIFF_CASES:
+        if case.name in splits:
+            print(f"  {case.name:18}" + "".join(f"{splits[case.name][k]:19.2f}%" for k in keys), end="")
+            print("   <- documented difference, not a target")
     print("  (messages with >=1 trusted hop / an MSA hop / authenticated, per config: ", end="")
     print("; ".join(f"{k} {a}/{b}/{c}" for k, (a, b, c) in coverage.items()) + ")")
     if n_examples:

@@ -242,7 +242,8 @@ _SIGNATURES: tuple[tuple[str, str], ...] = (
     (" with mapi id ", "exchange"),
     ("(courier", "courier"),
     ("CommuniGate Pro", "communigate"),
-    (" by mx.google.com ", "google"),
+    ("google.com with ", "google"),
+    ("gmail.com with ", "google"),
     (" (qmail-", "qmail"),
 )
 
