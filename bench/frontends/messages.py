@@ -92,7 +92,7 @@ class MilterClient:
         mta = m.MtaSide(actions=m.Actions(0x1FF), steps=m.Steps(0x1FFFFF & ~0x1FF))
         self.w.write(mta.optneg())
         await self.w.drain()
-        cmd, data = await self.reply()
+        _, data = await self.reply()
         _, _, steps = struct.unpack_from(">III", data)
         self.steps = m.Steps(steps)
         self.w.write(m.MtaSide.macro("C", {"j": "relay.bench", "{daemon_name}": "smtpd"}))
