@@ -29,7 +29,7 @@ from starlette.routing import Route
 
 from relayguard.core.actions import Action
 from relayguard.frontends.listen import InFlight
-from relayguard.frontends.result_headers import result_headers
+from relayguard.frontends.result_headers import result_headers, spam_threshold
 from relayguard.frontends.scan import LearnUnavailable, ScanFailed, Scanner
 from relayguard.frontends.settings import FailMode, HttpSettings, ListenAddress
 from relayguard.message.facts import Envelope
@@ -119,7 +119,10 @@ class HttpService:
             symbols = [
                 rh.SymbolOut(n, s.score, s.description, s.options) for n, s in sorted(verdict.symbols.items())
             ]
-            adds = result_headers(verdict, request.headers.get("x-authserv-id", "relayguard"), req.user)
+            adds = result_headers(
+                verdict, request.headers.get("x-authserv-id", "relayguard"), req.user,
+                spam_threshold(self.scanner.settings.actions),
+            )  # fmt: skip
             reject = {Action.DISCARD: "discard", Action.QUARANTINE: "quarantine"}.get(verdict.action)
             milter = rh.milter_block(adds, [n for n, _ in adds if n.startswith("X-Spam")], reject)
             msgid = None

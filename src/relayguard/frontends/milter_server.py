@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 
 from relayguard.core.actions import Action
 from relayguard.frontends.listen import InFlight
-from relayguard.frontends.result_headers import result_headers
+from relayguard.frontends.result_headers import result_headers, spam_threshold
 from relayguard.frontends.scan import ScanFailed, Scanner
 from relayguard.frontends.settings import FailMode, MilterSettings
 from relayguard.message.facts import Envelope
@@ -55,7 +55,8 @@ def envelope_of(tx: m.Transaction) -> Envelope:
 
 
 def verdict_reply(
-    verdict: Verdict, tx: m.Transaction, settings: MilterSettings, subject_prefix: str, hostname: str
+    verdict: Verdict, tx: m.Transaction, settings: MilterSettings, subject_prefix: str, hostname: str,
+    spam_required: float | None = None,
 ) -> tuple[list[m.Modification], m.MilterReply]:
     env_user = tx.macro("auth_authen") or None
     mods: list[m.Modification] = []
@@ -74,7 +75,7 @@ def verdict_reply(
                 removals.append(m.ChangeHeader(name, counts[key], ""))
         # Delete from the last to the first so earlier indexes stay valid.
         mods.extend(reversed(removals))
-        hdrs = result_headers(verdict, authserv, env_user)
+        hdrs = result_headers(verdict, authserv, env_user, spam_required)
         # Authentication-Results goes on top (RFC 8601 §5: above the trace headers it describes).
         for name, value in hdrs:
             if name == "Authentication-Results":
@@ -174,7 +175,10 @@ class MilterService:
         raw = tx.raw_message(leading_space=bool(conn.steps & m.Steps.HDR_LEADSPC))
         try:
             verdict = await self.scanner.scan(raw, env)
-            mods, reply = verdict_reply(verdict, tx, self.settings, self.subject_prefix, self.hostname)
+            mods, reply = verdict_reply(
+                verdict, tx, self.settings, self.subject_prefix, self.hostname,
+                spam_threshold(self.scanner.settings.actions),
+            )  # fmt: skip
             # Drop what the MTA did not allow us (e.g. an MTA without CHGHDRS): the verdict still applies.
             allowed = [x for x in mods if conn.actions & m._NEEDED_ACTION[type(x)]]
             if len(allowed) != len(mods):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from relayguard.config.schema import ActionSettings
 from relayguard.core.actions import Action
 from relayguard.scoring.verdict import Verdict
 
@@ -46,10 +47,18 @@ def fold(parts: Iterable[str], first: str, width: int = 78) -> str:
     return out
 
 
-def spam_status(verdict: Verdict) -> str:
+def spam_threshold(actions: ActionSettings) -> float:
+    """The lowest score that flags a message as spam (SpamAssassin's "required"): add header or above."""
+    a = actions
+    candidates = [t for t in (a.add_header, a.rewrite_subject, a.soft_reject, a.reject) if t >= 0]
+    return min(candidates) if candidates else 0.0
+
+
+def spam_status(verdict: Verdict, required: float | None = None) -> str:
     tests = ",".join(sorted(verdict.symbols)) or "none"
     flag = "Yes" if is_spam(verdict) else "No"
-    return f"{flag}, score={verdict.score:.2f} required={verdict.required_score:.2f} tests={tests}"
+    req = verdict.required_score if required is None else required
+    return f"{flag}, score={verdict.score:.2f} required={req:.2f} tests={tests}"
 
 
 def spamd_result(verdict: Verdict) -> str:
@@ -87,11 +96,12 @@ def _quote(value: str) -> str:
 
 
 def result_headers(
-    verdict: Verdict, authserv_id: str, sasl_username: str | None = None
+    verdict: Verdict, authserv_id: str, sasl_username: str | None = None, spam_required: float | None = None
 ) -> list[tuple[str, str]]:
+    """`spam_required`: the threshold X-Spam-Status shows (SpamAssassin's meaning); default the verdict's."""
     out = [
         ("X-Spamd-Result", spamd_result(verdict)),
-        ("X-Spam-Status", spam_status(verdict)),
+        ("X-Spam-Status", spam_status(verdict, spam_required)),
     ]
     if is_spam(verdict):
         out.append(("X-Spam-Flag", "YES"))

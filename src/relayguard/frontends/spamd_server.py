@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from relayguard.core.actions import Action
 from relayguard.frontends.listen import InFlight
 from relayguard.frontends.result_headers import is_spam, result_headers
+from relayguard.frontends.result_headers import spam_threshold as actions_threshold
 from relayguard.frontends.scan import LearnUnavailable, ScanFailed, Scanner
 from relayguard.frontends.settings import FailMode, SpamdSettings
 from relayguard.message.facts import Envelope
@@ -33,9 +34,7 @@ log = logging.getLogger("relayguard.frontends.spamd")
 
 
 def spam_threshold(scanner: Scanner) -> float:
-    a = scanner.settings.actions
-    candidates = [t for t in (a.add_header, a.rewrite_subject, a.soft_reject, a.reject) if t >= 0]
-    return min(candidates) if candidates else 0.0
+    return actions_threshold(scanner.settings.actions)
 
 
 def report_text(verdict: Verdict, hostname: str, threshold: float) -> str:
@@ -57,7 +56,9 @@ def report_text(verdict: Verdict, hostname: str, threshold: float) -> str:
     return "\r\n".join(lines) + "\r\n"
 
 
-def processed_message(raw: bytes, verdict: Verdict, subject_prefix: str, authserv: str, user: str | None) -> bytes:
+def processed_message(
+    raw: bytes, verdict: Verdict, subject_prefix: str, authserv: str, user: str | None, required: float | None = None
+) -> bytes:
     """The message with our result headers on top (and the Subject tagged for rewrite subject)."""
     crlf = b"\r\n" in raw[:4096]
     nl = b"\r\n" if crlf else b"\n"
@@ -72,7 +73,7 @@ def processed_message(raw: bytes, verdict: Verdict, subject_prefix: str, authser
             out_lines.append(line)
         raw = nl.join(out_lines) + sep + body
     added = b""
-    for name, value in result_headers(verdict, authserv, user):
+    for name, value in result_headers(verdict, authserv, user, required):
         value_b = value.replace("\r\n", "\n").replace("\n", "\n").encode("utf-8", "replace")
         added += name.encode() + b": " + value_b.replace(b"\n", nl) + nl
     return added + raw
@@ -149,7 +150,7 @@ class SpamdService:
         return sp.check_reply(
             req, is_spam(verdict), verdict.score, threshold,
             symbols=sorted(verdict.symbols), report=report_text(verdict, self.hostname, threshold),
-            processed=processed_message(req.body, verdict, self.subject_prefix, authserv, None)
+            processed=processed_message(req.body, verdict, self.subject_prefix, authserv, None, threshold)
             if req.command in ("PROCESS", "HEADERS") else b"",
         )  # fmt: skip
 
