@@ -33,3 +33,37 @@ def test_memory_store_is_bounded() -> None:
     for c in "abc":
         m.put(c, f.new())
     assert m.customers() == ["b", "c"]
+
+
+def test_from_settings_loads_identity_files_and_sqlite(tmp_path: Path) -> None:
+    from outbound.helpers import FIXTURES
+    from relayguard.config import load_config_text
+
+    leases = tmp_path / "radacct.log"
+    leases.write_text(
+        "Acct-Status-Type=Start User-Name=dyn1 Framed-IP-Address=203.0.113.50 Event-Timestamp=1000\nbroken\n"
+    )
+    settings = load_config_text(
+        f'[storage]\ndata_dir = "{tmp_path.as_posix()}"\n'
+        f'[outbound]\nstate = "sqlite"\nstatic_assignments = "{(FIXTURES / "static.cidr").as_posix()}"\n'
+        f'lease_file = "{leases.as_posix()}"\nipv6_prefix = 56\n'
+    )
+    det = OutboundDetector.from_settings(settings, ManualClock(2000.0))
+    assert det.identify(facts(ip="198.51.100.7")).customer == "sub:biz-0042"
+    assert det.identify(facts(ip="203.0.113.50")).customer == "sub:dyn1"
+    assert det.identify(facts(ip="2001:db8:9:ff::1")).customer == "net6:2001:db8:9::/56"
+    det.observe(facts(ip="203.0.113.50"), 0.1)
+    assert (tmp_path / "outbound.sqlite3").exists()
+    assert det.identity.leases.errors == 1
+
+
+def test_stand_in_classifier_separates_obvious_text() -> None:
+    from relayguard.outbound.verdicts import StandInNaiveBayes
+
+    nb = StandInNaiveBayes()
+    for i in range(20):
+        nb.learn(facts(f"cheap pills viagra offer casino winner money {i}"), True)
+        nb.learn(facts(f"meeting agenda minutes project schedule lunch {i}"), False)
+    spam = nb.spam_probability(facts("casino winner cheap pills"))
+    ham = nb.spam_probability(facts("project meeting schedule"))
+    assert spam is not None and ham is not None and spam > 0.9 > 0.1 > ham
