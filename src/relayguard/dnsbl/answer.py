@@ -9,6 +9,7 @@ with the SOA's minimum as TTL.
 from __future__ import annotations
 
 import ipaddress
+import struct
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -187,6 +188,47 @@ def add_a_txt(ans: Answer, qtype: int, rec: Rec, value: str, meta: Meta, ttl: in
         text = expand_txt(rec.txt, value, meta.subst, meta.base_template)
         if text:
             ans.add(T_TXT, ttl, txt_rdata(text))
+
+
+_TAIL = struct.Struct("!HHIH")
+_A_TAILS: dict[tuple[bytes, int], bytes] = {}
+
+
+def emit_a_txt(out: list[bytes], qtype: int, rec: Rec, value: str, meta: Meta, ttl: int) -> None:
+    """add_a_txt for the fast path: record bytes from TYPE on (the owner is the question name)."""
+    if qtype == T_A:
+        key = (rec.a, ttl)
+        rr = _A_TAILS.get(key)
+        if rr is None:
+            rr = _TAIL.pack(T_A, 1, ttl, 4) + rec.a
+            if len(_A_TAILS) < 4096:
+                _A_TAILS[key] = rr
+    elif rec.txt or meta.base_template is not None:
+        text = expand_txt(rec.txt, value, meta.subst, meta.base_template)
+        if not text:
+            return
+        rd = txt_rdata(text)
+        rr = _TAIL.pack(T_TXT, 1, ttl, len(rd)) + rd
+    else:
+        return
+    add_tail(out, rr)
+
+
+def add_tail(out: list[bytes], rr: bytes) -> None:
+    """Append unless a record of the same type and data is there (TTL aside), as Answer.add."""
+    for x in out:
+        if x[:2] == rr[:2] and x[8:] == rr[8:]:
+            return
+    out.append(rr)
+
+
+def fast_via_query(ds: Dataset, labels: tuple[str, ...], qtype: int, out: list[bytes], peer: str | None) -> bool:
+    """The fast-path interface for datasets without a special one: through query()."""
+    ans = Answer()
+    found = ds.query(Query(labels, qtype, peer), ans)
+    for r in ans.rrs:
+        add_tail(out, _TAIL.pack(r.rtype, 1, r.ttl, len(r.rdata)) + r.rdata)
+    return found
 
 
 class Dataset(Protocol):

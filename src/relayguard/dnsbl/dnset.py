@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable
 
-from relayguard.dnsbl.answer import Answer, Limits, Query, add_a_txt
+from relayguard.dnsbl.answer import Answer, Limits, Query, add_a_txt, emit_a_txt
 from relayguard.dnsbl.datafile import (
     NO_TXT_DEFAULT,
     LineSource,
@@ -168,7 +168,9 @@ class DnSet:
         """(matched entry name, values) or None; an exclusion yields an empty value list."""
         if not labels:
             return None
-        name = ".".join(labels)
+        return self.lookup_name(".".join(labels), labels)
+
+    def lookup_name(self, name: str, labels: tuple[str, ...]) -> tuple[str, list[Rec]] | None:
         v = self.exact.get(name)
         if v is None and self.wild:
             n = len(labels)
@@ -185,6 +187,16 @@ class DnSet:
         if idxs[0] == 0:
             return name, []
         return name, [r for r in (self.recs[i] for i in idxs) if r is not None]
+
+    def fast(self, name: str, labels: tuple[str, ...], qtype: int, out: list[bytes]) -> bool:
+        if not labels:
+            return False
+        hit = self.lookup_name(name, labels)
+        if hit is None or not hit[1]:
+            return False
+        for rec in hit[1]:
+            emit_a_txt(out, qtype, rec, hit[0], self.meta, self.ttl)
+        return True
 
     def query(self, q: Query, ans: Answer) -> bool:
         hit = self.lookup(q.labels)

@@ -16,7 +16,7 @@ from collections.abc import Iterable, Sequence
 
 import numpy as np
 
-from relayguard.dnsbl.answer import Answer, Limits, Query, add_a_txt, ip4_text
+from relayguard.dnsbl.answer import T_TXT, Answer, Limits, Query, add_a_txt, emit_a_txt, ip4_text
 from relayguard.dnsbl.datafile import (
     NO_TXT_DEFAULT,
     LineSource,
@@ -364,6 +364,17 @@ class Ip4Set:
             return out
         return []
 
+    def fast(self, ip: int | None, qtype: int, out: list[bytes]) -> bool:
+        if ip is None:
+            return False
+        found = self.lookup(ip)
+        if not found:
+            return False
+        value = ip4_text(ip) if qtype == T_TXT else ""
+        for rec in found:
+            emit_a_txt(out, qtype, rec, value, self.meta, self.ttl)
+        return True
+
     def query(self, q: Query, ans: Answer) -> bool:
         ip = q.ip4
         if ip is None:
@@ -410,6 +421,16 @@ class Ip4TSet:
 
     def count(self) -> int:
         return len(self.keys)
+
+    def fast(self, ip: int | None, qtype: int, out: list[bytes]) -> bool:
+        if ip is None:
+            return False
+        keys = self.keys
+        i = bisect_left(keys, ip)
+        if i >= len(keys) or keys[i] != ip:
+            return False
+        emit_a_txt(out, qtype, self.rec, ip4_text(ip) if qtype == T_TXT else "", self.meta, self.ttl)
+        return True
 
     def query(self, q: Query, ans: Answer) -> bool:
         ip = q.ip4
@@ -570,6 +591,15 @@ class Ip4Trie:
     def lookup(self, ip: int) -> Rec | None:
         v = self.table.lookup(ip)
         return self.recs[v] if v > 0 else None
+
+    def fast(self, ip: int | None, qtype: int, out: list[bytes]) -> bool:
+        if ip is None:
+            return False
+        rec = self.lookup(ip)
+        if rec is None:
+            return False
+        emit_a_txt(out, qtype, rec, ip4_text(ip) if qtype == T_TXT else "", self.meta, self.ttl)
+        return True
 
     def query(self, q: Query, ans: Answer) -> bool:
         ip = q.ip4

@@ -8,8 +8,10 @@ not fit is sent empty with TC set, and the client retries over TCP.
 
 from __future__ import annotations
 
+import re
 import struct
 from dataclasses import dataclass
+from typing import Any
 
 import dns.exception
 import dns.flags
@@ -20,12 +22,18 @@ import dns.rcode
 from relayguard.dnsbl.answer import (
     FORMERR,
     NOTIMP,
+    NXDOMAIN,
     REFUSED,
     RR,
     T_OPT,
+    T_SOA,
     Result,
+    Zone,
     ZoneSet,
     encode_name,
+    fast_via_query,
+    ip4_of_labels,
+    soa_rdata,
 )
 
 MAX_UDP = 1232  # the DNS flag day 2020 default: no IP fragmentation
@@ -88,7 +96,7 @@ def parse_question(data: bytes) -> Question:
         total += ln + 1
         if total > 254:
             raise ValueError("name too long")
-        labels.append(data[pos + 1 : end].decode("latin-1").lower())
+        labels.append(data[pos + 1 : end].lower().decode("latin-1"))
         pos = end
     if pos + 4 > n:
         raise ValueError("truncated question")
@@ -239,3 +247,224 @@ def general_answer(zs: ZoneSet, data: bytes, peer: str | None, *, tcp: bool) -> 
 
 def refused(data: bytes) -> bytes | None:
     return error_response(data, REFUSED)
+
+
+# ---------------------------------------------------------------------------------------------------
+# The lean fast path: plain A/TXT questions to simple zones, answered straight from bytes
+# ---------------------------------------------------------------------------------------------------
+
+_SIMPLE_KINDS = frozenset({"ip4set", "ip4tset", "ip4trie", "ip6trie", "ip6tset", "dnset", "live"})
+_NOT_FAST = object()
+
+
+class FastZone:
+    __slots__ = ("handlers", "soa_tail", "ttl", "wire", "zone")
+
+    def __init__(self, zone: Zone) -> None:
+        self.zone = zone
+        self.wire = encode_name(zone.name) if zone.name else b"\x00"
+        # 1: fast(ip4, qtype, out); 2: fast(name, labels, qtype, out); 0: through query()
+        self.handlers: list[tuple[int, Any]] = [
+            (1 if ds.kind in ("ip4set", "ip4tset", "ip4trie") else 2 if ds.kind in ("dnset", "live") else 0, ds)
+            for ds in zone.datasets]
+        soa = zone.soa
+        if soa is not None:
+            rdata = soa_rdata(soa, zone.serial)
+            self.soa_tail: bytes | None = _RR_HEAD.pack(T_SOA, 1, soa.minimum, len(rdata)) + rdata
+        else:
+            self.soa_tail = None
+        self.ttl = zone.ttl
+
+
+class FastPath:
+    """Per-ZoneSet tables for answer_fast; built once per ZoneSet (a reload builds a new one)."""
+
+    def __init__(self, zs: ZoneSet) -> None:
+        self.zs = zs
+        self.by_wire: dict[bytes, FastZone] = {}
+        lengths: set[int] = set()
+        for z in zs.zones:
+            fz = FastZone(z)
+            simple = (z.acl is None and zs.global_acl is None and zs.lazy
+                      and all(ds.kind in _SIMPLE_KINDS for ds in z.datasets))
+            # the first zone of a name wins, as in ZoneSet.find_zone; a zone with non-simple parts makes
+            # its name (and so every name under it) go the general way
+            if fz.wire in self.by_wire:
+                continue
+            self.by_wire[fz.wire] = fz if simple else _NOT_FAST  # type: ignore[assignment]
+            lengths.add(len(fz.wire))
+        # longest zone first, as ZoneSet.find_zone
+        self.lengths = sorted(lengths, reverse=True)
+        # IPv4-only zones with no zone below them: one regex recognises "d.c.b.a.<zone> A|TXT IN"
+        names = [z.name for z in zs.zones]
+        ip4: dict[bytes, FastZone] = {}
+        for wire, fz in self.by_wire.items():
+            if fz is _NOT_FAST or not fz.handlers or any(k != 1 for k, _ in fz.handlers):  # type: ignore[comparison-overlap]
+                continue
+            if any(nm != fz.zone.name and nm.endswith("." + fz.zone.name) for nm in names) or not fz.zone.name:
+                continue
+            ip4[wire[:-1]] = fz
+        self.ip4_by_wire = ip4
+        self.ip4_re: re.Pattern[bytes] | None = None
+        if ip4:
+            octet = rb"(\x01\d|\x02\d\d|\x03\d\d\d)"
+            zones = b"|".join(re.escape(w) for w in sorted(ip4, key=len, reverse=True))
+            self.ip4_re = re.compile(octet * 4 + rb"(" + zones + rb")\x00\x00([\x01\x10])\x00\x01",
+                                     re.IGNORECASE | re.DOTALL)
+
+
+def fast_path(zs: ZoneSet) -> FastPath:
+    fp: FastPath | None = getattr(zs, "_fast", None)
+    if fp is None:
+        fp = FastPath(zs)
+        zs._fast = fp  # type: ignore[attr-defined]
+    return fp
+
+
+_A_HEAD = struct.Struct("!HHHIH")  # pointer, type, class, ttl, rdlength
+
+
+def answer_fast(zs: ZoneSet, data: bytes, peer: str | None) -> bytes | None:
+    """answer_packet for UDP, with a shortcut for the questions a DNSBL mostly gets.
+
+    Anything unusual (other types, classes, opcodes, extra records, zones with acl or generic data, the
+    zone apex) falls back to answer_packet, which gives the same answers the slow way.
+    """
+    n = len(data)
+    if n < 17 or data[2] & 0xF8 or data[4:10] != b"\x00\x01\x00\x00\x00\x00" or data[10] or data[11] > 1:
+        return answer_packet(zs, data, peer)
+    fp = fast_path(zs)
+    rx = fp.ip4_re
+    if rx is not None:
+        m = rx.match(data, 12)
+        if m is not None:
+            resp = _answer_ip4(fp, data, m, n)
+            if resp is not None:
+                return resp
+    # walk QNAME
+    pos = 12
+    offs = []
+    while True:
+        ln = data[pos] if pos < n else 255
+        if ln == 0:
+            break
+        if ln > 63:
+            return answer_packet(zs, data, peer)
+        offs.append(pos)
+        pos += ln + 1
+    end = pos + 5  # after QTYPE and QCLASS
+    if end > n or pos - 12 > 254:
+        return answer_packet(zs, data, peer)
+    qtype = (data[pos + 1] << 8) | data[pos + 2]
+    if (qtype != 1 and qtype != 16) or data[pos + 3] != 0 or data[pos + 4] != 1:
+        return answer_packet(zs, data, peer)
+    edns = data[11] == 1
+    limit = 512
+    if edns:
+        limit = _edns_limit(data, end, n)
+        if not limit:
+            return answer_packet(zs, data, peer)
+    elif end != n:
+        return answer_packet(zs, data, peer)
+    qn = data[12 : pos + 1].lower()
+    fz = None
+    zstart = 0
+    for zl in fp.lengths:
+        cut = len(qn) - zl
+        if cut <= 0:
+            continue
+        cand = fp.by_wire.get(qn[cut:])
+        if cand is not None and (cut + 12) in offs:
+            fz = cand
+            zstart = cut + 12
+            break
+    if fz is None or fz is _NOT_FAST:
+        return answer_packet(zs, data, peer)
+    # labels relative to the zone, and the IPv4 reading of a 4-label name
+    rel = [o for o in offs if o < zstart]
+    labels = tuple(qn[o - 11 : o - 11 + data[o]].decode("latin-1") for o in rel)
+    ip4: int | None = None
+    if len(labels) == 4:
+        ip4 = ip4_of_labels(labels)
+    name = ".".join(labels)
+    out: list[bytes] = []
+    found = False
+    for kind, ds in fz.handlers:
+        if kind == 1:
+            hit = ds.fast(ip4, qtype, out)
+        elif kind == 2:
+            hit = ds.fast(name, labels, qtype, out)
+        else:
+            hit = fast_via_query(ds, labels, qtype, out, peer)
+        found = found or hit
+    return _finish(data, end, edns, limit, out, found, fz, zstart)
+
+
+def _edns_limit(data: bytes, end: int, n: int) -> int:
+    """UDP size limit from the query's OPT record right at end; 0 if it is not a plain version-0 OPT."""
+    if end + 11 > n or data[end] != 0 or data[end + 1] != 0 or data[end + 2] != 41 or data[end + 6] != 0:
+        return 0
+    if end + 11 + ((data[end + 9] << 8) | data[end + 10]) != n:
+        return 0
+    return min(max(512, (data[end + 3] << 8) | data[end + 4]), MAX_UDP)
+
+
+def _answer_ip4(fp: FastPath, data: bytes, m: re.Match[bytes], n: int) -> bytes | None:
+    """The regex-recognised IPv4 question; None to let the walking path decide."""
+    end = m.end()
+    edns = data[11] == 1
+    if edns:
+        limit = _edns_limit(data, end, n)
+        if not limit:
+            return None
+    elif end != n:
+        return None
+    else:
+        limit = 512
+    g = m.groups()
+    try:
+        ip = (_OCT[g[3]] << 24) | (_OCT[g[2]] << 16) | (_OCT[g[1]] << 8) | _OCT[g[0]]
+    except KeyError:  # an octet above 255: the walking path answers it
+        return None
+    fz = fp.ip4_by_wire[g[4].lower()]
+    qtype = g[5][0]
+    out: list[bytes] = []
+    found = False
+    for _k, ds in fz.handlers:
+        if ds.fast(ip, qtype, out):
+            found = True
+    return _finish(data, end, edns, limit, out, found, fz, m.start(5))
+
+
+def _finish(data: bytes, end: int, edns: bool, limit: int, out: list[bytes], found: bool, fz: FastZone,
+            zstart: int) -> bytes:
+    question = data[12:end]
+    flags = 0x8400 | (data[2] & 0x01) << 8
+    opt = _OPT_DEFAULT if edns else b""
+    if out:
+        body = b"".join([b"\xc0\x0c" + rr for rr in out])
+        ancount = len(out)
+        nscount = 0
+    else:
+        if not found:
+            flags |= NXDOMAIN
+        tail = fz.soa_tail
+        if tail is not None:
+            body = bytes((0xC0 | (zstart >> 8), zstart & 0xFF)) + tail
+            nscount = 1
+        else:
+            body = b""
+            nscount = 0
+        ancount = 0
+    if 12 + len(question) + len(body) + len(opt) > limit:
+        return _HDR.pack((data[0] << 8) | data[1], flags | 0x0200, 1, 0, 0, 1 if edns else 0) + question + opt
+    return _HDR.pack((data[0] << 8) | data[1], flags, 1, ancount, nscount, 1 if edns else 0) + question + body + opt
+
+
+# every way to write an octet as a length-prefixed label ("7", "07", "007"), to its value
+_OCT: dict[bytes, int] = {}
+for _v in range(256):
+    for _w in range(len(str(_v)), 4):
+        _t = str(_v).zfill(_w).encode()
+        _OCT[bytes((len(_t),)) + _t] = _v
+_OPT_DEFAULT = b"\x00" + _RR_HEAD.pack(T_OPT, MAX_UDP, 0, 0)

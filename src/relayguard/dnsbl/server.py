@@ -1,0 +1,331 @@
+"""The authoritative DNS server: UDP and TCP on asyncio (uvloop when available), answering from the
+current ZoneSet, which a reload replaces in one assignment.
+
+Reloads are built off to the side (in a worker thread) while the old data keeps answering; a load that
+fails, or whose files changed while they were being read, is thrown away. UDP sockets are drained in
+batches from one reader callback, which is much cheaper per packet than a datagram protocol object, and
+get a large receive buffer so that a burst (or a reload's pauses) does not drop queries.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ctypes
+import logging
+import os
+import signal
+import socket
+import struct
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+from relayguard.dnsbl.answer import Limits, Zone, ZoneSet
+from relayguard.dnsbl.wire import answer_fast, answer_packet
+from relayguard.dnsbl.zonespec import Loaded, ZoneSpec, build_zoneset, file_mtimes
+
+log = logging.getLogger("relayguard.dnsbl")
+
+UDP_BATCH = 512  # packets handled per readiness callback before yielding to other work
+RCVBUF = 16 * 1024 * 1024
+TCP_IDLE = 10.0
+TCP_MAX_CLIENTS = 256
+SETTLE = 0.5  # seconds a changed file must stay unchanged before it is read
+
+
+def tune_malloc() -> None:
+    """Large numpy arrays always from mmap, so that a reload's temporaries go back to the system.
+
+    glibc otherwise raises its mmap threshold after the first large free and serves later arrays from
+    the heap, which never shrinks: peak memory would keep the high-water mark of every reload.
+    """
+    with contextlib.suppress(OSError, AttributeError):
+        libc = ctypes.CDLL("libc.so.6")
+        libc.mallopt(-3, 256 * 1024)  # M_MMAP_THRESHOLD
+        libc.mallopt(-1, 1024 * 1024)  # M_TRIM_THRESHOLD
+
+
+def trim_memory() -> None:
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+
+
+LiveProvider = Callable[[], tuple[int, list[Zone]]]
+
+
+@dataclass
+class Catalog:
+    """The zones being served and how to rebuild them."""
+
+    specs: Sequence[ZoneSpec]
+    limits: Limits = field(default_factory=Limits)
+    lazy: bool = True
+    workdir: str | None = None
+    live: LiveProvider | None = None
+    loaded: Loaded | None = None
+    live_version: int = -1
+    live_zones: list[Zone] = field(default_factory=list)
+    zoneset: ZoneSet = field(default_factory=lambda: ZoneSet([]))
+    reloads: int = 0
+
+    def load(self) -> None:
+        """First load, in the foreground: errors propagate (a server with broken files does not start)."""
+        if self.live is not None:
+            self.live_version, self.live_zones = self.live()
+        self.loaded = build_zoneset(self.specs, self.limits, lazy=self.lazy, workdir=self.workdir,
+                                    extra_zones=self.live_zones)
+        self.zoneset = self.loaded.zoneset
+        trim_memory()
+
+    def files_changed(self) -> bool:
+        if self.loaded is None:
+            return True
+        try:
+            now = file_mtimes(list(self.loaded.files))
+        except OSError:
+            return False  # a file is being replaced: try again at the next check
+        changed = [p for p, m in now.items() if self.loaded.files.get(p) != m]
+        if not changed:
+            return False
+        # a file still being written keeps moving its mtime: wait until it settles
+        return all(time.time() - now[p] >= SETTLE for p in changed)
+
+    def build_files(self) -> Loaded | None:
+        """Load changed files off to the side (runs in a worker thread). None if the files moved under us."""
+        assert self.loaded is not None
+        before = file_mtimes(list(self.loaded.files))
+        new = build_zoneset(self.specs, self.limits, lazy=self.lazy, workdir=self.workdir,
+                            extra_zones=self.live_zones, reuse=self.loaded.datasets,
+                            reuse_mtimes=self.loaded.files)
+        after = file_mtimes(list(new.files))
+        if any(before.get(p, m) != m for p, m in after.items()):
+            log.warning("data files changed while loading; keeping the old data, retrying later")
+            return None
+        return new
+
+    def install(self, new: Loaded) -> None:
+        self.loaded = new
+        self.zoneset = ZoneSet(self._file_zones() + self.live_zones, global_acl=new.zoneset.global_acl,
+                               lazy=self.lazy)
+        self.reloads += 1
+        trim_memory()
+
+    def _file_zones(self) -> list[Zone]:
+        assert self.loaded is not None
+        live_ids = {id(z) for z in self.live_zones}
+        return [z for z in self.loaded.zoneset.zones if id(z) not in live_ids]
+
+    def live_changed(self) -> bool:
+        """Cheap check (a version number) whether the listings moved; runs in a worker thread."""
+        if self.live is None:
+            return False
+        probe: Callable[[], int] | None = getattr(self.live, "version", None)
+        return True if probe is None else probe() != self.live_version
+
+    def fetch_live(self) -> tuple[int, list[Zone]] | None:
+        """Read the listings (worker thread); None if there is no live source."""
+        return self.live() if self.live is not None else None
+
+    def apply_live(self, version: int, zones: list[Zone]) -> bool:
+        """Swap in new live zones (event loop thread); True if the served data changed."""
+        if self.loaded is None or version == self.live_version:
+            return False
+        file_zones = self._file_zones()
+        self.live_version, self.live_zones = version, zones
+        self.zoneset = ZoneSet(file_zones + zones, global_acl=self.zoneset.global_acl, lazy=self.lazy)
+        return True
+
+
+class UdpListener:
+    def __init__(self, server: DnsblServer, sock: socket.socket) -> None:
+        self.server = server
+        self.sock = sock
+
+    def on_readable(self) -> None:
+        sock = self.sock
+        recv = sock.recvfrom
+        send = sock.sendto
+        srv = self.server
+        for _ in range(UDP_BATCH):
+            try:
+                data, addr = recv(4096)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError:
+                return
+            srv.queries += 1
+            try:
+                resp = answer_fast(srv.catalog.zoneset, data, addr[0])
+            except Exception:  # never let one packet take the server down; the client will retry
+                log.exception("error answering a query")
+                continue
+            if resp is not None:
+                with contextlib.suppress(OSError):
+                    send(resp, addr)
+
+
+class DnsblServer:
+    def __init__(self, catalog: Catalog, listen: Sequence[tuple[str, int]], *, check_interval: float = 60.0,
+                 live_interval: float = 0.5) -> None:
+        self.catalog = catalog
+        self.listen = list(listen)
+        self.check_interval = check_interval
+        self.live_interval = live_interval
+        self.udp: list[UdpListener] = []
+        self.tcp_servers: list[asyncio.Server] = []
+        self.bound: list[tuple[str, int]] = []
+        self.queries = 0
+        self.tcp_clients = 0
+        self._reload_now = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="dnsbl-reload")
+        self._reloading = False
+
+    async def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        for host, port in self.listen:
+            fam = socket.AF_INET6 if ":" in host else socket.AF_INET
+            us = socket.socket(fam, socket.SOCK_DGRAM)
+            if fam == socket.AF_INET6:
+                us.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            for opt in (getattr(socket, "SO_RCVBUFFORCE", None), socket.SO_RCVBUF):
+                if opt is None:
+                    continue
+                try:
+                    us.setsockopt(socket.SOL_SOCKET, opt, RCVBUF)
+                    break
+                except OSError:
+                    continue
+            us.bind((host, port))
+            us.setblocking(False)
+            bound_port = us.getsockname()[1]
+            ul = UdpListener(self, us)
+            loop.add_reader(us.fileno(), ul.on_readable)
+            self.udp.append(ul)
+            srv = await asyncio.start_server(self._tcp_client, host, bound_port, reuse_address=True,
+                                             family=fam)
+            self.tcp_servers.append(srv)
+            self.bound.append((host, bound_port))
+        self._tasks.append(asyncio.create_task(self._watch_files()))
+        if self.catalog.live is not None:
+            self._tasks.append(asyncio.create_task(self._watch_live()))
+
+    def request_reload(self) -> None:
+        self._reload_now.set()
+
+    async def _watch_files(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            if self.check_interval > 0:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._reload_now.wait(), self.check_interval)
+            else:
+                await self._reload_now.wait()
+            forced = self._reload_now.is_set()
+            self._reload_now.clear()
+            if not (forced or self.catalog.files_changed()):
+                continue
+            if forced and not self.catalog.files_changed():
+                # SIGHUP re-checks files as rbldnsd does; nothing changed, nothing to do
+                continue
+            self._reloading = True
+            t0 = time.monotonic()
+            try:
+                new = await loop.run_in_executor(self._pool, self.catalog.build_files)
+            except Exception:
+                log.exception("reload failed; still serving the previous data")
+                new = None
+            finally:
+                self._reloading = False
+            if new is not None:
+                self.catalog.install(new)
+                log.info("zones reloaded in %.2fs", time.monotonic() - t0)
+
+    async def _watch_live(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(self.live_interval)
+            try:
+                # the store is read in a worker thread: a slow database must not stall answers
+                if await loop.run_in_executor(None, self.catalog.live_changed):
+                    got = await loop.run_in_executor(None, self.catalog.fetch_live)
+                    if got is not None:
+                        self.catalog.apply_live(*got)
+            except Exception:
+                log.exception("live listings refresh failed; still serving the previous listings")
+
+    async def _tcp_client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        peer = writer.get_extra_info("peername")
+        host = peer[0] if peer else None
+        if self.tcp_clients >= TCP_MAX_CLIENTS:
+            writer.close()
+            return
+        self.tcp_clients += 1
+        try:
+            while True:
+                try:
+                    hdr = await asyncio.wait_for(reader.readexactly(2), TCP_IDLE)
+                    (n,) = struct.unpack("!H", hdr)
+                    data = await asyncio.wait_for(reader.readexactly(n), TCP_IDLE)
+                except (asyncio.IncompleteReadError, TimeoutError, ConnectionError):
+                    return
+                self.queries += 1
+                resp = self.answer_tcp(data, host)
+                if resp is None:
+                    continue
+                writer.write(struct.pack("!H", len(resp)) + resp)
+                await writer.drain()
+        finally:
+            self.tcp_clients -= 1
+            with contextlib.suppress(Exception):
+                writer.close()
+
+    def answer_tcp(self, data: bytes, host: str | None) -> bytes | None:
+        """Hook for subclasses (zone transfers); plain questions are answered as over UDP, without the
+        UDP size limit."""
+        return answer_packet(self.catalog.zoneset, data, host, tcp=True)
+
+    async def stop(self) -> None:
+        loop = asyncio.get_running_loop()
+        for t in self._tasks:
+            t.cancel()
+        for ul in self.udp:
+            loop.remove_reader(ul.sock.fileno())
+            ul.sock.close()
+        for s in self.tcp_servers:
+            s.close()
+            await s.wait_closed()
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+
+async def serve_forever(server: DnsblServer, ready: Callable[[DnsblServer], None] | None = None) -> None:
+    await server.start()
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, stop.set)
+    with contextlib.suppress(NotImplementedError, RuntimeError):
+        loop.add_signal_handler(signal.SIGHUP, server.request_reload)
+    if ready is not None:
+        ready(server)
+    await stop.wait()
+    await server.stop()
+
+
+def run(server_factory: Callable[[], DnsblServer], ready: Callable[[DnsblServer], None] | None = None) -> None:
+    """Run with uvloop when installed (about a third faster per packet), else the default loop."""
+    try:
+        import uvloop
+    except ImportError:
+        uvloop = None
+
+    async def main() -> None:
+        await serve_forever(server_factory(), ready)
+
+    if uvloop is not None and os.environ.get("RELAYGUARD_NO_UVLOOP") != "1":
+        uvloop.run(main())
+    else:
+        asyncio.run(main())
