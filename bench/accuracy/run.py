@@ -46,11 +46,14 @@ def run_one(make: Callable[[Path], Contestant], base: Path, protocol: str, train
     try:
         res: dict[str, object] = {"name": c.name, "version": c.version(), "protocol": protocol}
         if protocol == "split":
-            t0, w0 = c.cpu(), time.monotonic()
+            t0, w0, p0 = c.cpu(), time.monotonic(), getattr(c, "parse_cpu", None)
             c.learn(train)
-            t1, w1 = c.cpu(), time.monotonic()
+            t1, w1, p1 = c.cpu(), time.monotonic(), getattr(c, "parse_cpu", None)
             scores = c.classify(test)
-            t2, w2 = c.cpu(), time.monotonic()
+            t2, w2, p2 = c.cpu(), time.monotonic(), getattr(c, "parse_cpu", None)
+            if p0 is not None and p1 is not None and p2 is not None:
+                res["learn_no_parse_per_cpu_s"] = len(train) / max(t1 - t0 - (p1 - p0), 1e-9)
+                res["classify_no_parse_per_cpu_s"] = len(test) / max(t2 - t1 - (p2 - p1), 1e-9)
             judged = test
             res["learn_per_cpu_s"] = len(train) / max(t1 - t0, 1e-9)
             res["classify_per_cpu_s"] = len(test) / max(t2 - t1, 1e-9)
@@ -102,6 +105,10 @@ def report(results: list[dict[str, object]], corpus: Path, n: int, n_spam: int, 
     for r in results:
         if r["protocol"] == "split":
             rates = f"{fmt_rate(r.get('learn_per_cpu_s'))} | {fmt_rate(r.get('classify_per_cpu_s'))}"
+            if "classify_no_parse_per_cpu_s" in r:
+                rates = (f"{fmt_rate(r.get('learn_per_cpu_s'))} ({fmt_rate(r.get('learn_no_parse_per_cpu_s'))} "
+                         f"without parsing) | {fmt_rate(r.get('classify_per_cpu_s'))} "
+                         f"({fmt_rate(r.get('classify_no_parse_per_cpu_s'))} without parsing)")
         else:
             rates = f"{fmt_rate(r.get('online_per_cpu_s'))} (classify+learn) | "
         lines.append(
