@@ -100,3 +100,16 @@ async def test_pipeline_check_and_updater(containment: Containment, settings: Se
     c.escalate("login:alice", S.BLOCKED, "complaints")
     v = await pipe.process(facts)
     assert v.action is Action.REJECT and v.message is not None and v.message.startswith("5.7.1")
+
+
+def test_background_recorder(containment: Containment) -> None:
+    c = containment
+    c.escalate("login:alice", S.HELD, "sequential test")
+    dec = ContainmentDecider(c, background=True)
+    for i in range(50):
+        assert dec.decide(req("RCPT", f"b{i}")).action is PolicyAction.HOLD
+        dec.decide(req("END-OF-MESSAGE", f"b{i}", queue_id=f"5B{i:08X}"))
+    assert dec.recorder is not None
+    dec.recorder.flush()
+    assert len(c.store.held_unreleased("login:alice", c.relay)) == 50
+    dec.recorder.close()

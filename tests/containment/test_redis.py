@@ -60,6 +60,13 @@ def test_state_semantics(backend: str, redis_server: RedisServer, clock: ManualC
     assert [c.customer for c in s.commands_after(1)] == ["c1", "c2"]
     assert s.transition("c", S.HELD, S.NORMAL, t, "released")
     assert s.get_state("c").state is S.NORMAL
+    # the one-round-trip hot path: state, plus admission only when throttled
+    assert s.lookup("d", "k1", t, 3600, 1) == (s.get_state("d"), None)
+    assert s.transition("d", S.NORMAL, S.THROTTLED, t, "burst")
+    rec, adm = s.lookup("d", "k1", t, 3600, 1)
+    assert rec.state is S.THROTTLED and rec.reason == "burst" and adm is not None and adm.allowed
+    assert s.lookup("d", "k1", t, 3600, 1)[1].allowed  # type: ignore[union-attr]
+    assert not s.lookup("d", "k2", t, 3600, 1)[1].allowed  # type: ignore[union-attr]
 
 
 def test_two_relays_on_one_redis_see_one_customer(

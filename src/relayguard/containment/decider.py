@@ -14,6 +14,8 @@ decision is written to the decision log with the queue id. Whitelisted customers
 from __future__ import annotations
 
 import logging
+import queue
+import threading
 from collections import OrderedDict
 from collections.abc import Callable
 
@@ -48,11 +50,55 @@ def default_identify(resolver: IdentityResolver | None = None) -> Identify:
     return lambda env, t: r.resolve(env, t).customer
 
 
+class Recorder:
+    """Writes decisions on a worker thread, so the decision log and counters never delay a reply.
+
+    The queue is bounded; when it is full the caller waits (back-pressure) rather than lose a record:
+    a HOLD without its record could not be released by customer.
+    """
+
+    def __init__(self, containment: Containment, max_queue: int = 10_000) -> None:
+        self.containment = containment
+        self.queue: queue.Queue[tuple[DecisionRecord, str] | None] = queue.Queue(max_queue)
+        self.thread = threading.Thread(target=self._run, name="containment-recorder", daemon=True)
+        self.thread.start()
+
+    def submit(self, rec: DecisionRecord, key: str) -> None:
+        self.queue.put((rec, key))
+
+    def _run(self) -> None:
+        while True:
+            item = self.queue.get()
+            try:
+                if item is None:
+                    return
+                self.containment.record(item[0], message_key=item[1])
+            except Exception:
+                log.exception("containment: could not record a decision")
+            finally:
+                self.queue.task_done()
+
+    def flush(self) -> None:
+        self.queue.join()
+
+    def close(self) -> None:
+        self.queue.put(None)
+        self.thread.join(30)
+
+
 class ContainmentDecider:
-    def __init__(self, containment: Containment, identify: Identify | None = None, max_pending: int = 50_000) -> None:
+    def __init__(
+        self,
+        containment: Containment,
+        identify: Identify | None = None,
+        max_pending: int = 50_000,
+        background: bool = False,
+    ) -> None:
         self.containment = containment
         self.identify = identify or default_identify()
         self.max_pending = max_pending
+        # background=True: the END-OF-MESSAGE reply does not wait for the decision-log write
+        self.recorder = Recorder(containment) if background else None
         # instance -> (decision, reply, recorded): one decision and one log record per message
         self._pending: OrderedDict[str, tuple[Decision, PolicyReply, bool]] = OrderedDict()
 
@@ -113,6 +159,9 @@ class ContainmentDecider:
             rcpt_count=rcpts,
             symbols=d.symbols,
         )
+        if self.recorder is not None:
+            self.recorder.submit(rec, request.instance)
+            return
         try:
             self.containment.record(rec, message_key=request.instance)
         except Exception:

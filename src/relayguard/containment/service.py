@@ -119,13 +119,9 @@ class Containment:
         """The action for one message of `customer`. `message_key` identifies the message for the
         throttle allowance (the policy `instance`, a queue id or Message-ID): asked again, it counts once."""
         now = self.clock.now() if t is None else t
-        rec = self.shared.get_state(customer)
+        rec, adm = self.shared.lookup(customer, message_key, now, THROTTLE_WINDOW, self.settings.throttle_per_hour)
         degraded = self.shared.degraded
-        over = False
-        if rec.state is ContainmentState.THROTTLED:
-            adm = self.shared.admit(customer, message_key, now, THROTTLE_WINDOW, self.settings.throttle_per_hour)
-            degraded = degraded or self.shared.degraded
-            over = not adm.allowed
+        over = adm is not None and not adm.allowed
         s = self.settings
         act = action_for(
             rec.state, over_throttle=over, defer_text=s.defer_text, hold_text=s.hold_text, reject_text=s.reject_text

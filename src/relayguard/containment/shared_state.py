@@ -79,6 +79,12 @@ class SharedState(Protocol):
         """Set `new` only if the state is still `expected` (compare-and-set); False if someone else moved it."""
         ...
 
+    def lookup(
+        self, customer: str, message_id: str, t: float, window: float, limit: int
+    ) -> tuple[StateRecord, Admission | None]:
+        """The hot path in one round trip: the state, and the throttle admission when throttled."""
+        ...
+
     def admit(self, customer: str, message_id: str, t: float, window: float, limit: int) -> Admission:
         """Throttle: admit a message if fewer than `limit` were admitted in `window` (idempotent per id)."""
         ...
@@ -185,6 +191,14 @@ class MemorySharedState:
             c = self._get(customer, True)
             assert c is not None
             c.record = record
+
+    def lookup(
+        self, customer: str, message_id: str, t: float, window: float, limit: int
+    ) -> tuple[StateRecord, Admission | None]:
+        rec = self.get_state(customer)
+        if rec.state is not ContainmentState.THROTTLED:
+            return rec, None
+        return rec, self.admit(customer, message_id, t, window, limit)
 
     def admit(self, customer: str, message_id: str, t: float, window: float, limit: int) -> Admission:
         with self._lock:
@@ -295,6 +309,27 @@ redis.call('PEXPIRE', z, ARGV[7])
 return {1, n + 1, 1}
 """
 
+# KEYS[1] state hash, KEYS[2] throttle zset; ARGV as _ADMIT. Returns {state, since, reason, allowed, n, new}.
+_LOOKUP = """
+local st = redis.call('HMGET', KEYS[1], 'state', 'since', 'reason')
+if st[1] ~= 'throttled' then return {st[1] or 'normal', st[2] or '0', st[3] or '', -1, 0, 0} end
+local z = KEYS[2]
+local t = tonumber(ARGV[2])
+redis.call('ZREMRANGEBYSCORE', z, '-inf', '(' .. ARGV[5])
+local n = redis.call('ZCOUNT', z, t - tonumber(ARGV[3]), '+inf')
+if ARGV[1] ~= '' and redis.call('ZSCORE', z, ARGV[1]) then return {st[1], st[2], st[3], 1, n, 0} end
+local limit = tonumber(ARGV[4])
+if limit >= 0 and n >= limit then return {st[1], st[2], st[3], 0, n, 1} end
+local id = ARGV[1]
+if id == '' then id = 'anon:' .. redis.call('INCR', z .. ':anon') end
+redis.call('ZADD', z, t, id)
+local size = redis.call('ZCARD', z)
+local cap = tonumber(ARGV[6])
+if size > cap then redis.call('ZREMRANGEBYRANK', z, 0, size - cap - 1) end
+redis.call('PEXPIRE', z, ARGV[7])
+return {st[1], st[2], st[3], 1, n + 1, 1}
+"""
+
 # KEYS[1] id zset, KEYS[2] counters hash; ARGV id, t, horizon, max_ids, ttl_ms, name1, amount1, ...
 _COUNT = """
 local z = KEYS[1]
@@ -343,6 +378,7 @@ class RedisSharedState:
         self.degraded = False
         self._transition = client.register_script(_TRANSITION)
         self._admit = client.register_script(_ADMIT)
+        self._lookup = client.register_script(_LOOKUP)
         self._count = client.register_script(_COUNT)
         self._push = client.register_script(_PUSH)
 
@@ -379,6 +415,20 @@ class RedisSharedState:
             keys=[self._k(customer, "s")], args=[expected.value, new.value, repr(t), reason, self._ttl_ms]
         )
         return bool(int(ok))
+
+    def lookup(
+        self, customer: str, message_id: str, t: float, window: float, limit: int
+    ) -> tuple[StateRecord, Admission | None]:
+        horizon = t - max(window, self.bounds.dedupe_ttl)
+        res = self._lookup(
+            keys=[self._k(customer, "s"), self._k(customer, "t")],
+            args=[message_id, repr(t), repr(window), limit, repr(horizon), self.bounds.max_ids, self._ttl_ms],
+        )
+        state = _s(res[0])
+        rec = NORMAL_RECORD if state == "normal" else StateRecord(ContainmentState(state), float(res[1]), _s(res[2]))
+        if int(res[3]) < 0:
+            return rec, None
+        return rec, Admission(bool(int(res[3])), int(res[4]), bool(int(res[5])))
 
     def admit(self, customer: str, message_id: str, t: float, window: float, limit: int) -> Admission:
         horizon = t - max(window, self.bounds.dedupe_ttl)
@@ -501,6 +551,14 @@ class ResilientSharedState:
         if ok and not self.degraded:
             self.local.set_state(customer, StateRecord(new, t, reason))
         return ok
+
+    def lookup(
+        self, customer: str, message_id: str, t: float, window: float, limit: int
+    ) -> tuple[StateRecord, Admission | None]:
+        res: tuple[StateRecord, Admission | None] = self._call("lookup", customer, message_id, t, window, limit)
+        if not self.degraded:
+            self.local.set_state(customer, res[0])
+        return res
 
     def admit(self, customer: str, message_id: str, t: float, window: float, limit: int) -> Admission:
         a: Admission = self._call("admit", customer, message_id, t, window, limit)
