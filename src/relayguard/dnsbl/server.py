@@ -186,31 +186,44 @@ class DnsblServer:
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
         for host, port in self.listen:
-            fam = socket.AF_INET6 if ":" in host else socket.AF_INET
-            us = socket.socket(fam, socket.SOCK_DGRAM)
-            if fam == socket.AF_INET6:
-                us.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
-            for opt in (getattr(socket, "SO_RCVBUFFORCE", None), socket.SO_RCVBUF):
-                if opt is None:
-                    continue
+            # port 0 picks a free UDP port; the same TCP port may be taken, so try a few
+            for attempt in range(20):
+                us, bound_port = self._udp_socket(host, port)
                 try:
-                    us.setsockopt(socket.SOL_SOCKET, opt, RCVBUF)
-                    break
+                    srv = await asyncio.start_server(self._tcp_client, host, bound_port, reuse_address=True,
+                                                     family=us.family)
                 except OSError:
+                    us.close()
+                    if port or attempt == 19:
+                        raise
                     continue
-            us.bind((host, port))
-            us.setblocking(False)
-            bound_port = us.getsockname()[1]
+                break
             ul = UdpListener(self, us)
             loop.add_reader(us.fileno(), ul.on_readable)
             self.udp.append(ul)
-            srv = await asyncio.start_server(self._tcp_client, host, bound_port, reuse_address=True,
-                                             family=fam)
             self.tcp_servers.append(srv)
             self.bound.append((host, bound_port))
         self._tasks.append(asyncio.create_task(self._watch_files()))
         if self.catalog.live is not None:
             self._tasks.append(asyncio.create_task(self._watch_live()))
+
+    @staticmethod
+    def _udp_socket(host: str, port: int) -> tuple[socket.socket, int]:
+        fam = socket.AF_INET6 if ":" in host else socket.AF_INET
+        us = socket.socket(fam, socket.SOCK_DGRAM)
+        if fam == socket.AF_INET6:
+            us.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+        for opt in (getattr(socket, "SO_RCVBUFFORCE", None), socket.SO_RCVBUF):
+            if opt is None:
+                continue
+            try:
+                us.setsockopt(socket.SOL_SOCKET, opt, RCVBUF)
+                break
+            except OSError:
+                continue
+        us.bind((host, port))
+        us.setblocking(False)
+        return us, int(us.getsockname()[1])
 
     def request_reload(self) -> None:
         self._reload_now.set()
