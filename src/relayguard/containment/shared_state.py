@@ -211,6 +211,7 @@ class MemorySharedState:
             if 0 <= limit <= n:
                 return Admission(False, n, True)
             c.admitted[message_id or f"anon:{t}:{n}"] = t
+            _trim(c.admitted, t - max(window, self.bounds.dedupe_ttl), self.bounds.max_ids)
             return Admission(True, n + 1, True)
 
     def count(self, customer: str, message_id: str, t: float, amounts: Mapping[str, int]) -> bool:
@@ -222,6 +223,7 @@ class MemorySharedState:
                 if message_id in c.seen:
                     return False
                 c.seen[message_id] = t
+                _trim(c.seen, t - self.bounds.dedupe_ttl, self.bounds.max_ids)
             for k, v in amounts.items():
                 c.counters[k] = c.counters.get(k, 0) + int(v)
             return True
