@@ -178,3 +178,26 @@ def test_redis_and_memory_agree(redis_server: RedisServer, program: list[tuple[s
             cur = mem.get_state(customer).state
             assert red.get_state(customer).state is cur
             assert red.transition(customer, cur, state, t, "r") == mem.transition(customer, cur, state, t, "r")
+
+
+def test_detector_state_shared_by_two_relays(redis_server: RedisServer, clock: ManualClock) -> None:
+    """The outbound detector's per-customer state (SPRT, windows) in Redis: relay B continues A's test."""
+    from relayguard.containment.outbound_state import SharedOutboundStore
+    from relayguard.outbound.detector import OutboundDetector
+    from relayguard.outbound.settings import OutboundSettings
+
+    def detector() -> OutboundDetector:
+        d = OutboundDetector(OutboundSettings(), clock)
+        d.store = SharedOutboundStore(_shared(redis_server, clock), d.factory, clock)
+        return d
+
+    a, b = detector(), detector()
+    st0 = a.factory.new()
+    st0.sprt.llr = 2.5
+    st0.messages = 7
+    a.store.put("login:q", st0)
+    got = b.store.get("login:q")
+    assert got is not None and got.sprt.llr == 2.5 and got.messages == 7
+    assert b.store.get("login:none") is None
+    _shared(redis_server, clock).put_blob("login:bad", "outbound", "{not json", clock.now())
+    assert a.store.get("login:bad") is None  # corrupt state: start afresh, never crash
