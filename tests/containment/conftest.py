@@ -153,7 +153,8 @@ def _pg_bin(name: str) -> str | None:
 @pytest.fixture(scope="session")
 def pg_server() -> Iterator[str]:
     """A DSN prefix (without dbname) for a PostgreSQL that accepts user postgres with trust auth."""
-    if _pg_answers("127.0.0.1", 5432):
+    # RELAYGUARD_TEST_PG_PRIVATE=1 forces the private cluster (to test this path where 5432 answers)
+    if _pg_answers("127.0.0.1", 5432) and not os.environ.get("RELAYGUARD_TEST_PG_PRIVATE"):
         yield "host=127.0.0.1 port=5432 user=postgres"
         return
     initdb, pg_ctl = _pg_bin("initdb"), _pg_bin("pg_ctl")
