@@ -1,0 +1,68 @@
+"""Detection (issue 7) into containment: the detector's outcomes become escalations with the SPRT's numbers."""
+
+from __future__ import annotations
+
+from relayguard.containment.detection import apply_outcome
+from relayguard.containment.service import Containment
+from relayguard.containment.states import ContainmentState
+from relayguard.core.clock import ManualClock
+from relayguard.message.facts import Envelope, Header, MessageFacts
+from relayguard.message.relay import RelayChain
+from relayguard.outbound.detector import OutboundDetector
+from relayguard.outbound.settings import OutboundSettings
+
+S = ContainmentState
+
+
+def facts(body: str, sasl: str, subject: str) -> MessageFacts:
+    headers = (Header("From", f"<{sasl}>", f"<{sasl}>"), Header("Subject", subject, subject))
+    raw = f"From: <{sasl}>\nSubject: {subject}\n\n{body}\n".encode()
+    return MessageFacts(
+        raw=raw,
+        size=len(raw),
+        headers=headers,
+        text=body,
+        html="",
+        html_text="",
+        urls=(),
+        attachments=(),
+        chain=RelayChain(),
+        envelope=Envelope(
+            mail_from=sasl, rcpt_to=("v@example.org",), helo="pc", client_ip="127.0.4.2", sasl_username=sasl
+        ),
+    )
+
+
+def test_spam_stream_is_watched_then_held_and_release_restarts_the_test(
+    containment: Containment, clock: ManualClock
+) -> None:
+    c = containment
+    det = OutboundDetector(OutboundSettings(), clock)
+    c.on_release.append(det.release)
+    customer = "login:zombie@isp.example"
+    states = []
+    for i in range(8):
+        clock.advance(60)
+        f = facts(f"unique spam text number {i} buy cheap watches now {i * 7919}", "zombie@isp.example", f"offer {i}")
+        apply_outcome(c, det, det.observe(f, 0.98))
+        states.append(c.decide(customer).state)
+        if states[-1] is S.HELD:
+            break
+    assert S.WATCHED in states and states[-1] is S.HELD
+    assert len(states) <= 6  # SPOT's defaults: a handful of confident spam verdicts
+    inc = c.store.current_incident(customer)
+    assert inc is not None
+    assert inc.sprt["llr"] >= inc.sprt["upper"] > 0 and "SPRT" in inc.sprt["reason"]
+    held = next(e for e in inc.transitions if e.data["new"] == "held")
+    assert held.data["actor"] == "detection" and held.data["evidence"]["sprt"]["alpha"] == 0.01
+    # the abuse desk releases: the detector's test starts again from zero
+    c.command("release", customer)
+    c.poll()
+    st = det.state_of(customer)
+    assert st is not None and not st.compromised and st.sprt.llr == 0.0
+    assert c.decide(customer).state is S.NORMAL
+    # an honest neighbour is never touched
+    for i in range(5):
+        clock.advance(300)
+        apply_outcome(c, det, det.observe(facts(f"lunch on friday {i}", "honest@isp.example", "lunch"), 0.02))
+    assert c.decide("login:honest@isp.example").state is S.NORMAL
