@@ -114,8 +114,7 @@ class Catalog:
 
     def _file_zones(self) -> list[Zone]:
         assert self.loaded is not None
-        live_ids = {id(z) for z in self.live_zones}
-        return [z for z in self.loaded.zoneset.zones if id(z) not in live_ids]
+        return list(self.loaded.file_zones)
 
     def live_changed(self) -> bool:
         """Cheap check (a version number) whether the listings moved; runs in a worker thread."""
@@ -288,14 +287,15 @@ class DnsblServer:
                 resp = self.answer_tcp(data, host)
                 if resp is None:
                     continue
-                writer.write(struct.pack("!H", len(resp)) + resp)
+                for part in [resp] if isinstance(resp, bytes) else resp:
+                    writer.write(struct.pack("!H", len(part)) + part)
                 await writer.drain()
         finally:
             self.tcp_clients -= 1
             with contextlib.suppress(Exception):
                 writer.close()
 
-    def answer_tcp(self, data: bytes, host: str | None) -> bytes | None:
+    def answer_tcp(self, data: bytes, host: str | None) -> bytes | list[bytes] | None:
         """Hook for subclasses (zone transfers); plain questions are answered as over UDP, without the
         UDP size limit."""
         return answer_packet(self.catalog.zoneset, data, host, tcp=True)
@@ -330,15 +330,15 @@ async def serve_forever(server: DnsblServer, ready: Callable[[DnsblServer], None
 
 def run(server_factory: Callable[[], DnsblServer], ready: Callable[[DnsblServer], None] | None = None) -> None:
     """Run with uvloop when installed (about a third faster per packet), else the default loop."""
-    try:
-        import uvloop
-    except ImportError:
-        uvloop = None
-
     async def main() -> None:
         await serve_forever(server_factory(), ready)
 
-    if uvloop is not None and os.environ.get("RELAYGUARD_NO_UVLOOP") != "1":
-        uvloop.run(main())
-    else:
+    try:
+        import uvloop
+    except ImportError:
         asyncio.run(main())
+        return
+    if os.environ.get("RELAYGUARD_NO_UVLOOP") == "1":
+        asyncio.run(main())
+    else:
+        uvloop.run(main())

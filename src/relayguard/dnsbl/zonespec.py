@@ -168,6 +168,7 @@ class Loaded:
     files: dict[str, float]  # path -> mtime seen at load
     datasets: dict[tuple[str, tuple[str, ...]], Dataset | Acl]
     load_seconds: float
+    file_zones: list[Zone] = field(default_factory=list)
 
 
 def file_mtimes(paths: Sequence[str]) -> dict[str, float]:
@@ -225,4 +226,4 @@ def build_zoneset(specs: Sequence[ZoneSpec], limits: Limits, *, lazy: bool = Tru
     for z in order:
         z.finish_meta(serials)
     zs = ZoneSet(order + list(extra_zones), global_acl=global_acl, lazy=lazy)
-    return Loaded(zs, mtimes, datasets, time.monotonic() - t0)
+    return Loaded(zs, mtimes, datasets, time.monotonic() - t0, order)
