@@ -221,3 +221,12 @@ async def test_ipv6_origin_is_asked_by_nibbles(dns_server):
     )
     v = await s.scan(raw)
     assert options(v, "RBL_SPAMHAUS_XBL") == (f"{INFECTED6}:lastexternal",)
+
+
+async def test_policy_style_session_without_headers_checks_the_client(dns_server):
+    s = Scanner(settings(dns_server.address, zen_and_friends()))
+    v = await s.scan(message([]), Envelope(client_ip=INFECTED, helo="pc"))
+    assert options(v, "RBL_SPAMHAUS_XBL") == (f"{INFECTED}:lastexternal",)
+    # Our own smarthost connecting is trusted: nothing asked about it.
+    v = await s.scan(message([]), Envelope(client_ip=SMARTHOST, helo="smarthost.isp.example"))
+    assert not any(n.startswith("RBL_") for n in v.symbols)

@@ -44,6 +44,7 @@ def inbound_checks(settings: Settings, resolver: Resolver | None = None) -> list
     from relayguard.inbound.auth import AuthCheck
     from relayguard.inbound.dnsbl_check import ListCheck
     from relayguard.inbound.settings import InboundSettings
+    from relayguard.message.parse import trust_config
 
     if resolver is None:
         resolver = shared_resolver(settings)
@@ -52,7 +53,8 @@ def inbound_checks(settings: Settings, resolver: Resolver | None = None) -> list
     if not isinstance(inbound, InboundSettings):
         inbound = InboundSettings.model_validate(inbound)
     timeout = settings.dns.timeout
-    checks: list[Check] = [ListCheck(spec, inbound, resolver, timeout) for spec in inbound.active_lists()]
+    trust = trust_config(settings)
+    checks: list[Check] = [ListCheck(spec, inbound, resolver, timeout, trust) for spec in inbound.active_lists()]
     if inbound.spf or inbound.dkim or inbound.dmarc:
         checks.append(AuthCheck(inbound, resolver, timeout))
     return checks

@@ -30,6 +30,7 @@ from relayguard.inbound.resolver import DnsAnswer, Nameserver, Resolver, parse_n
 from relayguard.inbound.settings import InboundSettings
 from relayguard.inbound.uribl import select_domains_cached, url_hostnames, url_ip_hosts
 from relayguard.message.facts import MessageFacts
+from relayguard.message.trust import TrustConfig
 
 log = logging.getLogger("relayguard.inbound")
 
@@ -49,8 +50,23 @@ def _public(ip: str | None) -> str | None:
     return str(addr)
 
 
+def session_client_is_origin(facts: MessageFacts, trust: TrustConfig | None) -> bool:
+    """No Received header at all, but a front end reports the connecting client (a Postfix policy
+    query, or a message checked before the MTA wrote its own header): then the client is the hop that
+    hands the message to us — the last external and only untrusted hop — unless it is one of our
+    trusted relays or authenticated (our own customer)."""
+    env = facts.envelope
+    if facts.chain.relays or not env.client_ip or env.sasl_username:
+        return False
+    return trust is None or not trust.trusted.contains(env.client_ip)
+
+
 def select_ips(
-    facts: MessageFacts, selectors: Sequence[str], max_untrusted: int, originating_headers: Sequence[str]
+    facts: MessageFacts,
+    selectors: Sequence[str],
+    max_untrusted: int,
+    originating_headers: Sequence[str],
+    trust: TrustConfig | None = None,
 ) -> dict[str, set[str]]:
     """Public address -> the selectors that chose it (insertion order: newest hop first)."""
     want = set(selectors)
@@ -62,6 +78,10 @@ def select_ips(
             out.setdefault(p, set()).add(sel)
 
     chain = facts.chain
+    if session_client_is_origin(facts, trust):
+        for sel in ("lastexternal", "untrusted"):
+            if sel in want:
+                add(facts.envelope.client_ip, sel)
     if "lastexternal" in want and chain.last_external is not None:
         add(chain.last_external.ip, "lastexternal")
     untrusted = chain.untrusted[:max_untrusted]
@@ -107,8 +127,16 @@ class ListCheck(Check):
 
     stage = Stage.NORMAL
 
-    def __init__(self, spec: ListSpec, settings: InboundSettings, resolver: Resolver, default_timeout: float):
+    def __init__(
+        self,
+        spec: ListSpec,
+        settings: InboundSettings,
+        resolver: Resolver,
+        default_timeout: float,
+        trust: TrustConfig | None = None,
+    ):
         self.spec = spec
+        self.trust = trust
         self.lst = CompiledList.build(spec)
         self.settings = settings
         self.resolver = resolver
@@ -139,7 +167,7 @@ class ListCheck(Check):
         spec = self.spec
         if spec.kind == "domain":
             return select_domains_cached(facts, spec.query, self.settings.max_domains)
-        targets = select_ips(facts, spec.query, spec.max_untrusted, self.settings.originating_headers)
+        targets = select_ips(facts, spec.query, spec.max_untrusted, self.settings.originating_headers, self.trust)
         if "urlhost" in spec.query and self.settings.resolve_url_hosts:
             hosts = url_hostnames(facts, self.settings.max_url_hosts)
             answers = await asyncio.gather(
