@@ -7,6 +7,7 @@ import pytest
 from helpers import Scanner, hop, message, options, settings, zen_and_friends
 
 from conftest import INFECTED, SMARTHOST, SPAMMER
+from relayguard.message.facts import Envelope
 
 pytestmark = pytest.mark.peer
 
@@ -75,3 +76,11 @@ rules = [{ symbol = "URLHOST_SBL", codes = ["127.0.0.2"] }]
     # literal is SPAMMER, listed in SBL.
     v = await s.scan(message([SMARTHOST_HOP], body=f"http://{SPAMMER}/x http://out.sender.example/y\n"))
     assert options(v, "URLHOST_SBL") == (f"{SPAMMER}:urlhost",)
+
+
+async def test_session_helo_without_headers(dns_server):
+    s = Scanner(settings(dns_server.address, zen_and_friends()))
+    env = Envelope(client_ip=INFECTED, helo="mx.infected-helo.net", mail_from="x@phish-sender.net")
+    v = await s.scan(message([]), env)
+    assert options(v, "DBL_MALWARE") == ("infected-helo.net:helo",)
+    assert "phish-sender.net:mailfrom" in options(v, "DBL_SPAM")

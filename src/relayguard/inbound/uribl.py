@@ -101,10 +101,15 @@ def select_domains(facts: MessageFacts, selectors: Iterable[str], cap: int) -> d
                 add(d, sel)
     le = facts.chain.last_external
     if le is not None:
-        if "helo" in want:
-            add(_host_domain(le.helo), "helo")
-        if "rdns" in want:
-            add(_host_domain(le.rdns), "rdns")
+        helo, rdns = le.helo, le.rdns
+    elif not facts.chain.relays and not env.sasl_username:
+        helo, rdns = env.helo, env.client_rdns  # a session without headers: the client is the origin
+    else:
+        helo = rdns = None
+    if "helo" in want:
+        add(_host_domain(helo), "helo")
+    if "rdns" in want:
+        add(_host_domain(rdns), "rdns")
     if "url" in want:
         for u in facts.urls:
             if u.domain and parse_ip(u.host) is None:
