@@ -180,6 +180,10 @@ class IncidentStore(Protocol):
         """The customer's open incident, opening one if there is none."""
         ...
 
+    def open_incident_id(self, customer: str) -> int | None:
+        """The id of the customer's open incident, without loading its events."""
+        ...
+
     def current_incident(self, customer: str) -> Incident | None:
         """The customer's open incident (with events), if any."""
         ...

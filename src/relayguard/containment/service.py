@@ -137,12 +137,13 @@ class Containment:
         self.shared.count(rec.customer, key, rec.t, {"messages": 1, f"action:{rec.action.lower()}": 1})
         state = ContainmentState(rec.state) if rec.state else ContainmentState.NORMAL
         if state.contained:
-            inc = self.store.current_incident(rec.customer)
-            if inc is not None:
-                self.store.update_incident(inc.id, counters=self.shared.counters(rec.customer))
+            counters = self.shared.counters(rec.customer)
+            iid = self.store.open_incident_id(rec.customer)
+            if iid is not None:
+                self.store.update_incident(iid, counters=counters)
             held_limit = self.settings.block_after_held
             if held_limit and state is ContainmentState.HELD:
-                n = self.shared.counters(rec.customer).get("action:hold", 0)
+                n = counters.get("action:hold", 0)
                 if n >= held_limit:
                     self.escalate(
                         rec.customer,
@@ -172,12 +173,12 @@ class Containment:
         """Add an evidence message (redacted) to the customer's open incident; False when there is none,
         or it already holds `max_evidence` messages. `force` opens an incident (detection's first proof)."""
         now = self.clock.now() if t is None else t
-        inc = self.store.current_incident(customer)
-        if inc is None:
+        iid = self.store.open_incident_id(customer)
+        if iid is None:
             if not force:
                 return False
-            inc = self.store.open_incident(customer, now, self.shared.get_state(customer).state.value, "evidence")
-        if self.store.count_events(inc.id, "evidence") >= self.settings.max_evidence:
+            iid = self.store.open_incident(customer, now, self.shared.get_state(customer).state.value, "evidence").id
+        if self.store.count_events(iid, "evidence") >= self.settings.max_evidence:
             return False
         ev = evidence_event(
             now,
@@ -193,7 +194,7 @@ class Containment:
             action=action,
             symbols=symbols,
         )
-        return self.store.add_event(inc.id, ev)
+        return self.store.add_event(iid, ev)
 
     # ------------------------------------------------------------------ transitions
 

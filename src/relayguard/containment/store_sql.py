@@ -241,6 +241,11 @@ class SqlStore(ABC):
         )
         return [IncidentEvent(float(r[0]), r[1], json.loads(r[2]), r[3]) for r in rows]
 
+    def open_incident_id(self, customer: str) -> int | None:
+        """The id of the customer's open incident, without loading its events (the per-message path)."""
+        rows = self._q("SELECT id FROM rg_incident WHERE customer = ? AND status = 'open'", (customer,))
+        return int(rows[0][0]) if rows else None
+
     def current_incident(self, customer: str) -> Incident | None:
         rows = self._q(f"SELECT {_INCIDENT_COLS} FROM rg_incident WHERE customer = ? AND status = 'open'", (customer,))
         if not rows:
