@@ -13,7 +13,7 @@
 # Output: one JSON object per line per message:
 #   {"path", "received": [header values as SpamAssassin sees them],
 #    "parsed": [per header: null (unparseable), 0 (skipped) or {ip, rdns, helo, by, ident, id,
-#               envfrom, auth}],
+#               envfrom, auth, no_reverse_dns}],
 #    "splits": {NAME: {"trusted": [header index...], "untrusted": [...], "internal": [...],
 #                      "external": [...], "msa": [...]}}}
 use strict;
@@ -59,7 +59,7 @@ my @RESULTS;
 }
 
 my $json = JSON::PP->new->canonical(1);
-my @FIELDS = qw(ip rdns helo by ident id envfrom auth);
+my @FIELDS = qw(ip rdns helo by ident id envfrom auth no_reverse_dns);
 $| = 1;
 while (my $path = <STDIN>) {
   chomp $path;

@@ -34,7 +34,7 @@ from relayguard.message.trust import TrustConfig  # noqa: E402
 
 DEFAULT_CORPUS = Path("../shared/data/corpus/spamassassin-public")
 DUMP = REPO / "scripts" / "sa_received_dump.pl"
-FIELDS = ("ip", "rdns", "helo", "by", "ident", "auth", "envfrom", "id")
+FIELDS = ("ip", "rdns", "helo", "by", "ident", "auth", "envfrom", "id", "no_rdns")
 PRIVATE = ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"]
 
 
@@ -116,6 +116,8 @@ def sa_view(value: str | None) -> str:
 
 
 def field_of(r: Relay, name: str) -> str:
+    if name == "no_rdns":
+        return "1" if r.no_rdns else ""
     v: str | None = getattr(r, name)
     if name in ("id", "auth"):
         return v or ""
@@ -225,7 +227,7 @@ def compare(records: list[dict[str, Any]], n_examples: int) -> dict[str, Any]:
                 continue
             field_total += 1
             for name in FIELDS:
-                want = sa.get(name) or ""
+                want = str(sa.get("no_reverse_dns") or "") if name == "no_rdns" else (sa.get(name) or "")
                 got = field_of(p.relay, name) if p.relay else ""
                 if name == "envfrom":
                     want = want or ""

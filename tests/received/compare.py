@@ -9,7 +9,7 @@ from relayguard.message.relay import Relay
 
 from .sa_fixtures import CASES
 
-FIELDS = ("ip", "rdns", "helo", "by", "ident", "auth", "id", "envfrom")
+FIELDS = ("ip", "rdns", "helo", "by", "ident", "auth", "id", "envfrom", "no_rdns")
 _STRIP = str.maketrans({c: "!" for c in " \t\n\r\x00#[]()<>|"})
 
 
@@ -44,8 +44,11 @@ def differences(values: list[str], rec: dict[str, Any], name: str = "") -> list[
         known = KNOWN_DIFFERENCES.get((name, i), frozenset())
         for field in FIELDS:
             got = getattr(p.relay, field)
-            got = (got or "") if field in ("id", "auth") else sa_view(got)
-            want = sa.get(field) or ""
+            if field == "no_rdns":
+                got, want = bool(got), bool(sa.get("no_reverse_dns"))
+            else:
+                got = (got or "") if field in ("id", "auth") else sa_view(got)
+                want = sa.get(field) or ""
             if (got != want) != (field in known):
                 out.append(f"header {i} {field}: ours {got!r}, SpamAssassin {want!r}: {v}")
     for case in CASES:

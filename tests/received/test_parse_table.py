@@ -247,3 +247,31 @@ def test_qmail_scanner_hands_envelope_sender_to_the_next_header() -> None:
     )
     assert p.skip
     assert p.envfrom_for_next == "gentoo-announce-return-530-rod=arsecandle.org@lists.gentoo.org"
+
+
+@pytest.mark.parametrize(
+    ("header", "no_rdns"),
+    [
+        # Postfix looks names up itself: `unknown` means the client has none.
+        ("from 207.8.214.3 (unknown[211.94.164.65]) by puzzle.pobox.com (Postfix) with SMTP id 9029AFB732", True),
+        # Sendmail with only the address in brackets: looked up, nothing found.
+        (
+            "from ratree.psu.ac.th ([202.28.97.6]) by mx1.spamassassin.taint.org (8.11.6/8.11.6) with SMTP id"
+            " g7MBIhl25223 for <exmh-workers@redhat.com>; Thu, 22 Aug 2002 12:34:53 +0100",
+            True,
+        ),
+        # qmail's `unknown` may only mean tcpserver passed no name: unknown, not absent.
+        ("from unknown (66.218.66.217) by m3.grp.scd.yahoo.com with QMQP; 22 Aug 2002 11:46:29 -0000", False),
+        # A name was found.
+        (HOPS[1][0], False),
+        # Exim's `[ip]` first: the line does not say.
+        ("from [61.174.163.26] (helo=host) by sc8-sf-list1.sourceforge.net with smtp (Exim 3.31-VA-mm2 #1 (Debian))"
+         " id 18t2z0-0001NX-00; Wed, 12 Mar 2003 01:57:10 -0800", False),
+    ],
+)  # fmt: skip
+def test_no_rdns_keeps_absent_apart_from_unknown(header: str, no_rdns: bool) -> None:
+    r = parse_received(header).relay
+    assert r is not None
+    assert r.no_rdns is no_rdns
+    if no_rdns:
+        assert r.rdns is None

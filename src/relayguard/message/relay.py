@@ -12,6 +12,9 @@ class Relay:
     `ip`/`rdns`/`helo` describe the client that connected; `by` the host that received. `auth` is the
     authentication mechanism or token seen (for example `ESMTPA`, `postfix`), None when unauthenticated.
     `time` is the date stamp after the `;` as written. The trust flags are set by the trust walk.
+    `no_rdns` keeps "absent" apart from "unknown": True when the receiving MTA is one that looks up
+    the client's reverse DNS and recorded none (SpamAssassin's `no_reverse_dns`); `rdns` None with
+    `no_rdns` False means the line does not say.
     """
 
     ip: str | None = None
@@ -29,6 +32,7 @@ class Relay:
     trusted: bool = False
     internal: bool = False
     msa: bool = False
+    no_rdns: bool = False
 
     def as_json(self) -> dict[str, object]:
         return {

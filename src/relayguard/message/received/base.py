@@ -78,6 +78,7 @@ class Fields:
     envfrom: str | None = None
     auth: str = ""
     dialect: str = "unknown"
+    looked_up_dns: bool = False  # the MTA that wrote the line resolves client names itself
 
     def set(self, **values: str) -> None:
         for k, v in values.items():
@@ -104,6 +105,7 @@ class Rule:
     post: Post | None = None
     outcome: Outcome = Outcome.HOP
     guard: re.Pattern[str] | None = None  # a second condition SpamAssassin tests first
+    looked_up_dns: bool = False  # SpamAssassin's $mta_looked_up_dns for this format
     # The first character a line must start with, read off a pattern anchored on `^\[` or `^\(`:
     # a string comparison that spares most lines a regex call.
     first: str = field(default="", init=False)
@@ -129,6 +131,7 @@ class Rule:
             if v is not None and k in _FIELD_NAMES:
                 setattr(f, k, v)
         f.dialect = self.dialect
+        f.looked_up_dns = self.looked_up_dns
         if self.post is not None:
             return self.post(m, f)
         return Outcome.HOP

@@ -25,6 +25,7 @@ VERIFIED = Rule(
     rx(r"^(?P<rdns>\S+) \(\[(?P<ip>{IP})\] verified\) by (?P<by>\S+) \("),
     marker=" (CommuniGate Pro",
     post=_helo_is_rdns,
+    looked_up_dns=True,
 )
 
 # `(account user)` with CommuniGate's own protocols means an authenticated client (bug 6495, 7277).

@@ -42,4 +42,5 @@ SMTP_SERVER_MARKER = rx(r" with (?:Microsoft SMTP Server|mapi id) (?:\([^\)]+\) 
 IMS = Rule(
     "exchange-ims",
     rx(r"^(?P<helo>\S+) \((?P<rdns>\S+) \[(?P<ip>{IP})\]\) by (?P<by>\S+) with \S+ \("),
+    looked_up_dns=True,
 )

@@ -56,16 +56,28 @@ SMTPD_FOR = Rule(
 )
 # from snake.corp.yahoo.com(216.145.52.229) by x.x.org via smap (V1.3)
 SMAP = Rule(
-    "smap", rx(r"^(?P<rdns>\S+)\((?P<ip>{IP})\) by (?P<by>\S+) via smap "), marker=" via smap ", guard=rx(r" via smap ")
+    "smap",
+    rx(r"^(?P<rdns>\S+)\((?P<ip>{IP})\) by (?P<by>\S+) via smap "),
+    marker=" via smap ",
+    guard=rx(r" via smap "),
+    looked_up_dns=True,
 )
 # from smtp.greyware.com(208.14.208.51, HELO smtp.sff.net) by x.x.org via smap (V1.3)
 SMAP_HELO = Rule(
     "smap",
     rx(r"^(?P<rdns>\S+)\((?P<ip>{IP}), (?:HELO|EHLO) (?P<helo>\S*)\) by (?P<by>\S+) via smap "),
     marker=" via smap ",
+    looked_up_dns=True,
 )
 # from nodnsquery(192.100.64.12) by herbivore.monmouth.edu via csmap (V4.1) id srcAAAyHaywy
 CSMAP = Rule("smap", rx(r"^(?P<rdns>\S+)\((?P<ip>{IP})\) by (?P<by>\S+) "))
+
+
+def _obtuse(m: re.Match[str], f: Fields) -> Outcome:
+    # Obtuse smtpd writes UNKNOWN when it found no name; SpamAssassin then does not count a lookup.
+    if f.rdns == "UNKNOWN":
+        f.looked_up_dns = False
+    return Outcome.HOP
 
 
 # from pl027.nas934.d-osaka.nttpc.ne.jp(61.197.82.27), claiming to be "foo.woas.net" via SMTP
@@ -74,12 +86,15 @@ OBTUSE = Rule(
     "obtuse",
     rx(r'^(?P<rdns>\S+)\((?P<ip>{IP})\)(?:, claiming to be "(?P<helo>\S+)")? via \S+ by (?P<by>\S+),'),
     marker=" via ",
+    post=_obtuse,
+    looked_up_dns=True,
 )
 # `UNKNOWN` as the rDNS is cleared with every other `unknown` when the fields are finished.
 
+
 # --- MDaemon ----------------------------------------------------------------------------------------------
 # from acecomms [202.83.84.95] by mailscan.acenet.net.au [202.83.84.27] with SMTP (MDaemon.PRO.v5.0.6.R)
-MDAEMON = Rule("mdaemon", rx(r"^(?P<helo>\S+) \[(?P<ip>{IP})\] by (?P<by>\S+) \[{IP}\] with "))
+MDAEMON = Rule("mdaemon", rx(r"^(?P<helo>\S+) \[(?P<ip>{IP})\] by (?P<by>\S+) \[{IP}\] with "), looked_up_dns=True)
 # from smtp510.aspkunden.de [(134.97.4.21)] by mail.aspemail.de (134.97.4.24) (MDaemon PRO v19.0.2)
 MDAEMON2 = Rule("mdaemon", rx(r"^(?P<helo>\S+) \[\((?P<ip>{IP})\)\] by (?P<by>\S+) \({IP}\) "), marker="[(")
 
@@ -127,9 +142,11 @@ ATTBI_UNKNOWN = Rule(
     "attbi", rx(r"^(?P<helo>\S+) \(<unknown\S*>\[(?P<ip>{IP})\]\) by (?P<by>\S+) "), marker="(<unknown"
 )
 # from attbi.com (h000502e08144.ne.client2.attbi.com[24.128.27.103]) by rwcrmhc53.attbi.com (rwcrmhc53)
-ATTBI = Rule("attbi", rx(r"^(?P<helo>\S+) \((?P<rdns>\S+\.\S+)\[(?P<ip>{IP})\]\) by (?P<by>\S+) "))
+ATTBI = Rule("attbi", rx(r"^(?P<helo>\S+) \((?P<rdns>\S+\.\S+)\[(?P<ip>{IP})\]\) by (?P<by>\S+) "), looked_up_dns=True)
 # from pobox.com (h005018086b3b.ne.client2.attbi.com[66.31.45.164]) by rwcrmhc53.attbi.com
-RDNS_NOSPACE = Rule("generic", rx(r"^(?P<helo>\S+) \((?P<rdns>\S+)\[(?P<ip>{IP})\]\) by (?P<by>\S+) "))
+RDNS_NOSPACE = Rule(
+    "generic", rx(r"^(?P<helo>\S+) \((?P<rdns>\S+)\[(?P<ip>{IP})\]\) by (?P<by>\S+) "), looked_up_dns=True
+)
 
 # --- simta (upper-case FROM/BY/ID) and Norton AntiVirus Gateway (`(from ...`) ----------------------------
 
@@ -145,9 +162,10 @@ SIMTA = Rule(
     "simta",
     rx(
         r"^(?P<helo>\S+) \((?P<rdns>\S+) \[(?P<ip>{IP})\]\) BY (?P<by>\S+)"
-        r" (?:\([^\)]+\) WITH SMTP )?ID <?(?P<id>\S+?)>?(?: FOR <[^>]+>)?$"
+        r" (?:\([^\)]+\) WITH SMTP )?ID <?(?P<id>\S+?)>?(?: FOR <[^>]+>)?$",
     ),
     post=_simta,
+    looked_up_dns=True,
 )
 # (from localhost [24.180.47.240]) by host.name (NAVGW 2.5.2.12) with SMTP id M2006060503484615455
 NAVGW = Rule("navgw", rx(r"^(?P<helo>\S*) \[(?P<ip>{IP})\]\) by (?P<by>\S+) \(NAVGW .*?\) with "))

@@ -20,12 +20,14 @@ STANDARD = Rule(
     "postfix",
     rx(r"^(?P<helo>\S+) \((?P<rdns>\S+) \[(?P<ip>{IP})\]\) by (?P<by>\S+) "),
     post=_unknown_rdns,
+    looked_up_dns=True,
 )
 # from 207.8.214.3 (unknown[211.94.164.65]) by puzzle.pobox.com (Postfix) with SMTP id 9029AFB732
 NO_SPACE = Rule(
     "postfix",
     rx(r"^(?P<helo>\S+) \((?P<rdns>\S+)\[(?P<ip>{IP})\]\) by (?P<by>\S+) "),
     post=_unknown_rdns,
+    looked_up_dns=True,
 )
 RULES = (STANDARD, NO_SPACE)
 

@@ -52,8 +52,11 @@ def general(s: str, f: Fields) -> Outcome | None:
         f.set(rdns=m.group(1), helo=m.group(1), ident=m.group(2), ip=m.group(3), by=m.group(5))
     elif m := _PLAIN.search(s):
         f.set(rdns=m.group(1), helo=m.group(1), ip=m.group(2), by=m.group(4))
+    # qmail-smtpd writes the name tcpserver looked up, or `unknown`: a name means the lookup ran.
     if f.rdns == "unknown":
         f.rdns = ""
+    else:
+        f.looked_up_dns = True
     return Outcome.HOP
 
 
@@ -74,12 +77,14 @@ QMAILISH_HELO = Rule(
     rx(r"^(?P<rdns>\S+) \((?:HELO|EHLO) (?P<helo>[^\)]*)\) \((?P<ident>\S*@)?\[?(?P<ip>{IP})\]?\).* by (?P<by>\S+) "),
     marker="LO ",
     post=_strip_at,
+    looked_up_dns=True,
 )
 # from x1-6-00-04-bd-d2-e0-a3.k317.webspeed.dk (benelli@80.167.158.170) by totor.bouissou.net with SMTP
 QMAILISH_IDENT = Rule(
     "qmail",
     rx(r"^(?P<rdns>\S+) \((?P<ident>\S*@)?\[?(?P<ip>{IP})\]?\).* by (?P<by>\S+) "),
     post=_helo_is_rdns,
+    looked_up_dns=True,
 )
 # from mtsbp606.email-info.net (?dXqpg3b0hiH9faI2OxLT94P/YKDD3rQ1?@64.253.199.166) by kde.informatik.uni-kl.de
 IDENT_AT = Rule("qmail", rx(r"^(?P<rdns>\S+) \((?:\S+\@)?(?P<ip>{IP})\) by (?P<by>\S+) with "))

@@ -29,21 +29,24 @@ STANDARD = Rule(
     "sendmail",
     rx(r"^(?P<helo>\S+) \((?P<rdns>\S+) \[(?P<ip>{IP})\].*\) by (?P<by>\S+) \("),
     post=_strip_ident,
+    looked_up_dns=True,
 )
 # from 4wtgRl (kgbxn@[211.244.147.115]) by dogma.slashnull.org (8.11.6/8.11.6) with SMTP
 IDENT_AT_IP = Rule(
     "sendmail",
     rx(r"^(?P<helo>\S+) \((?P<ident>\S*)\@\[(?P<ip>{IP})\].*\) by (?P<by>\S+) \("),
     marker="@[",
+    looked_up_dns=True,
 )
 # from mail.sxptt.zj.cn ([218.0.185.24]) by dogma.slashnull.org (8.11.6/8.11.6) with ESMTP
-NO_RDNS = Rule("sendmail", rx(r"^(?P<helo>\S+) \(\[(?P<ip>{IP})\]\) by (?P<by>\S+) \("))
+NO_RDNS = Rule("sendmail", rx(r"^(?P<helo>\S+) \(\[(?P<ip>{IP})\]\) by (?P<by>\S+) \("), looked_up_dns=True)
 
 
 def _softdnserr(m: re.Match[str], f: Fields) -> Outcome:
     # couriertcpd writes `softdnserr` where a name would be (SpamAssassin bug 2326).
     if f.rdns == "softdnserr":
         f.rdns = ""
+        f.looked_up_dns = False
     return Outcome.HOP
 
 
@@ -52,9 +55,12 @@ LOOSE = Rule(
     "sendmail",
     rx(r"^(?P<helo>\S+) \((?P<rdns>\S+) \[(?P<ip>{IP})\]\).*? by (?P<by>\S+)\b"),
     post=_softdnserr,
+    looked_up_dns=True,
 )
 # from jsoliday.acs.internap.com ([63.251.66.24.63559]) by mailhost.acs.internap.com with esmtp
-IP_PORT = Rule("sendmail", rx(r"^(?P<helo>\S+) \(\[(?P<ip>{IP})(?:[.:]\d+)?\]\).*? by (?P<by>\S+) "))
+IP_PORT = Rule(
+    "sendmail", rx(r"^(?P<helo>\S+) \(\[(?P<ip>{IP})(?:[.:]\d+)?\]\).*? by (?P<by>\S+) "), looked_up_dns=True
+)
 # from roissy (p573.as1.exs.dublin.eircom.net [159.134.226.61]) (authenticated bits=0)
 #   by slate.dublin.wbtsystems.com (8.12.6/8.12.6)
 AUTH_BITS = Rule(
@@ -63,9 +69,12 @@ AUTH_BITS = Rule(
         r"^(?P<helo>\S+) \((?P<rdns>\S+) \[(?P<ip>{IP})\]\)(?: \(authenticated bits=\d+\))?"
         r" by (?P<by>\S+) \("
     ),
+    looked_up_dns=True,
 )
 # from spike (spike.ig.co.uk [193.32.60.32]) by mail.ig.co.uk with SMTP id h27CrCD03362
-WITH = Rule("sendmail", rx(r"^(?P<helo>\S+) \((?P<rdns>\S+) \[(?P<ip>{IP})\]\) by (?P<by>\S+) with "))
+WITH = Rule(
+    "sendmail", rx(r"^(?P<helo>\S+) \((?P<rdns>\S+) \[(?P<ip>{IP})\]\) by (?P<by>\S+) with "), looked_up_dns=True
+)
 
 # Sendmail, MDaemon and others: `(authenticated bits=0)`, `(authenticated as user)` between the
 # client and `by`. SpamAssassin's test is

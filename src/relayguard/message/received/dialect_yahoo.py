@@ -17,6 +17,7 @@ HELO_PLAIN = Rule(
         r" by (?P<by>\S+) with "
     ),
     marker="LO ",
+    looked_up_dns=True,
 )
 # from itrqtnlnq (lucilleskinner@93.124.107.183 with login) by smtp111.mail.ne1.yahoo.com with SMTP
 LOGIN = Rule(

@@ -290,6 +290,7 @@ def _finish(f: Fields, s: str, raw: str, defects: tuple[str, ...], protocol_src:
         protocol=w.group(1) if w else None,
         time=time or None,
         dialect=_dialect(protocol_src, f.dialect),
+        no_rdns=not rdns and f.looked_up_dns,
         raw=raw,
     )
 
