@@ -91,7 +91,7 @@ class Exim:
                 sink_port=sink_port,
                 variant=variant,
                 exim=root / "usr/sbin/exim4",
-            )  # fmt: skip
+            )
         )
         (work / "passwd").write_text(Path("/etc/passwd").read_text() + "Debian-exim:x:65534:65534::/tmp:/bin/false\n")
         (work / "group").write_text(Path("/etc/group").read_text() + "Debian-exim:x:65534:\n")
