@@ -181,3 +181,16 @@ async def test_async_decider_chain_and_unix_socket(tmp_path: Path) -> None:
     for c in list(service.connections):
         c.close()
     await srv.wait_closed()
+
+
+async def test_half_close_still_gets_the_async_answer() -> None:
+    service = PolicyService(SlowHold())
+    srv = await open_server(ListenAddress(host="127.0.0.1", port=0), service.protocol)
+    reader, writer = await asyncio.open_connection("127.0.0.1", bound_port(srv))
+    writer.write(rcpt("a"))
+    writer.write_eof()  # a one-shot client (nc, a script) closes its side right after the request
+    data = await asyncio.wait_for(reader.read(), 5)
+    assert parse_reply(data).action is PolicyAction.HOLD
+    writer.close()
+    srv.close()
+    await srv.wait_closed()

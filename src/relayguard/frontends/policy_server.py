@@ -87,8 +87,9 @@ class PolicyProtocol(asyncio.Protocol):
 
     def eof_received(self) -> bool | None:
         self.conn.receive_data(b"")
-        if not self.busy:
-            self._drain()
+        if self.busy:
+            return True  # keep the transport until the pending answer is written (_finish closes it)
+        self._drain()
         return None
 
     def _drain(self) -> None:
