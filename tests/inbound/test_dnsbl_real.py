@@ -230,3 +230,19 @@ async def test_policy_style_session_without_headers_checks_the_client(dns_server
     # Our own smarthost connecting is trusted: nothing asked about it.
     v = await s.scan(message([]), Envelope(client_ip=SMARTHOST, helo="smarthost.isp.example"))
     assert not any(n.startswith("RBL_") for n in v.symbols)
+
+
+async def test_one_argument_factory_uses_the_process_resolver(dns_server):
+    from relayguard.inbound import inbound_checks, shared_resolver
+    from relayguard.pipeline import Pipeline
+
+    st = settings(dns_server.address, zen_and_friends())
+    checks = inbound_checks(st)  # as a one-argument check factory would call it
+    assert {c.name for c in checks} == {"SPAMHAUS_ZEN", "SPAMHAUS_DBL", "SPAMHAUS_AUTHBL"}
+    assert all(getattr(c, "resolver", None) is shared_resolver(st) for c in checks)
+    pipeline = Pipeline(st, checks)
+    raw = message([SMARTHOST_HOP, hop("pc", "dyn.cust.isp.example", INFECTED, "smarthost.isp.example", "B2")])
+    from relayguard.message.parse import parse_message
+
+    v = await pipeline.check(parse_message(raw, st))
+    assert "RBL_SPAMHAUS_XBL" in v.symbols
