@@ -40,6 +40,10 @@ def test_spam_stream_is_found_and_explained() -> None:
     assert found and found[0] <= 3
     st = det.state_of("login:bot")
     assert st is not None and st.compromised and "content" in (st.sprt.reason or "")
+    rep = det.customer_report("login:bot")
+    assert rep is not None and [w["window"] for w in rep["windows"]] == [600.0, 3600.0, 86400.0]  # type: ignore[index]
+    assert rep["windows"][1]["messages"] == 6 and rep["sprt"]["compromised_at"] is not None  # type: ignore[index]
+    assert det.customer_report("login:nobody") is None
     hits = det.precheck(facts("anything at all from this customer now", sasl="bot"))
     assert hits[0].symbol == "OUTBOUND_SUSPECT" and hits[0].force_action is Action.QUARANTINE
 

@@ -192,6 +192,29 @@ class OutboundDetector:
     def state_of(self, customer: str) -> CustomerState | None:
         return self.store.get(customer)
 
+    def customer_report(self, customer: str) -> dict[str, object] | None:
+        """What the abuse desk needs: every configured window, the baseline and the test, with numbers."""
+        state = self.store.get(customer)
+        if state is None:
+            return None
+        now = self.clock.now()
+        p = self.sprt.params
+        return {
+            "customer": customer,
+            "messages": state.messages,
+            "windows": [state.windows.stats(now, w).as_dict() for w in sorted(self.settings.windows)],
+            "usual_per_hour": round(state.baseline.expected_per_hour(self.settings.baseline_prior_per_hour), 2),
+            "sprt": {
+                "llr": round(state.sprt.llr, 3),
+                "upper": round(p.upper, 3),
+                "lower": round(p.lower, 3),
+                "restarts": state.sprt.restarts,
+                "compromised_at": state.sprt.compromised_at,
+                "reason": state.sprt.reason,
+            },
+            "campaigns": list(state.campaigns),
+        }
+
     # ------------------------------------------------------------------ after the verdict
 
     def observe(self, facts: MessageFacts, spam_p: float | None) -> Outcome:
