@@ -105,3 +105,15 @@ def test_random_bytes_decoded_as_latin1() -> None:
         _check(raw.decode("latin-1"))
         _check("from " + raw.decode("latin-1"))
     _check(string.printable * 100)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.sampled_from(REAL), st.sampled_from([" ", "  ", "\n ", "\r\n\t", " \t "]))
+def test_folding_and_blanks_do_not_change_the_parse(value: str, blank: str) -> None:
+    # Headers arrive folded in many ways; only the raw text and the time stamp may keep the blanks.
+    a = parse_received(value)
+    b = parse_received(value.replace(" ", blank))
+    assert (a.relay is None, a.skip, a.fetch) == (b.relay is None, b.skip, b.fetch)
+    if a.relay is not None and b.relay is not None:
+        fields = ("ip", "rdns", "helo", "by", "ident", "id", "envfrom", "auth", "protocol", "dialect", "no_rdns")
+        assert [getattr(a.relay, k) for k in fields] == [getattr(b.relay, k) for k in fields]

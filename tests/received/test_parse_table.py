@@ -275,3 +275,12 @@ def test_no_rdns_keeps_absent_apart_from_unknown(header: str, no_rdns: bool) -> 
     assert r.no_rdns is no_rdns
     if no_rdns:
         assert r.rdns is None
+
+
+def test_time_without_semicolon() -> None:
+    r = parse_received(
+        "from (64.52.135.194 [64.52.135.194]) by mail.unearthed.com with ESMTP id BQB0hUH2"
+        " Thu, 20 Feb 2003 16:13:20 +0100"
+    ).relay
+    assert r is not None
+    assert (r.ip, r.by, r.time) == ("64.52.135.194", "mail.unearthed.com", "Thu, 20 Feb 2003 16:13:20 +0100")

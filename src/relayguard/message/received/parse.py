@@ -255,7 +255,7 @@ def _dialect(s: str, fallback: str) -> str:
     return fallback
 
 
-def _finish(f: Fields, s: str, raw: str, defects: tuple[str, ...], protocol_src: str) -> Relay:
+def _finish(f: Fields, raw: str, date: str, protocol_src: str) -> Relay:
     rdns = f.rdns.rstrip(".")
     if rdns.lower() == "unknown" or rdns.startswith("["):
         rdns = ""
@@ -276,8 +276,10 @@ def _finish(f: Fields, s: str, raw: str, defects: tuple[str, ...], protocol_src:
         envfrom = envfrom.strip().lstrip("<").rstrip(">").strip()
     by_at = protocol_src.find(" by ")
     w = _WITH.search(protocol_src, max(by_at, 0))
+    # The stamp after the last `;` (RFC 5321); failing that, a date SpamAssassin's pattern found at
+    # the end (`... id BQB0hUH2 Thu, 20 Feb 2003 16:13:20 +0100`).
     semi = raw.rfind(";")
-    time = raw[semi + 1 :].strip() if semi >= 0 else ""
+    time = raw[semi + 1 :].strip() if semi >= 0 else date
     return Relay(
         ip=ip or None,
         rdns=rdns or None,
@@ -295,7 +297,7 @@ def _finish(f: Fields, s: str, raw: str, defects: tuple[str, ...], protocol_src:
     )
 
 
-def _cut_date(s: str) -> str:
+def _cut_date(s: str) -> tuple[str, str]:
     r"""SpamAssassin's `s/[\s;]+DATE$//`, searched only where it can match.
 
     With white space collapsed, the date is the last five or six tokens (`[Day,] D Mon YYYY HH:MM[:SS]
@@ -311,7 +313,7 @@ def _cut_date(s: str) -> str:
     while pos > 0 and s[pos - 1] in " ;":
         pos -= 1
     m = _DATE.search(s, pos)
-    return s[: m.start()] if m else s
+    return (s[: m.start()], m.group().lstrip(" ;")) if m else (s, "")
 
 
 def parse_received(value: str) -> ParsedReceived:
@@ -341,7 +343,7 @@ def parse_received(value: str) -> ParsedReceived:
     if m and not generic.NAME_BY_NAME_IP.match(m.group(1)):
         return ParsedReceived(None, skip=True, defects=dfx)
 
-    s = _cut_date(s)
+    s, date = _cut_date(s)
     s = s.replace(")by ", ") by ", 1)
 
     f = Fields()
@@ -392,4 +394,4 @@ def parse_received(value: str) -> ParsedReceived:
         if not (f.ip and f.by):
             return ParsedReceived(None, defects=dfx)
         f.dialect = "generic"
-    return ParsedReceived(_finish(f, s, raw, dfx, whole), defects=dfx)
+    return ParsedReceived(_finish(f, raw, date, whole), defects=dfx)
