@@ -6,7 +6,7 @@ from collections.abc import Callable, Sequence
 
 from relayguard.config.schema import Settings
 from relayguard.containment.commands import CommandQueue
-from relayguard.containment.listing import Listings
+from relayguard.containment.listing import Listings, open_dnsbl_listings
 from relayguard.containment.release import Postsuper, PostsuperCli
 from relayguard.containment.service import Containment, Store
 from relayguard.containment.settings import ContainmentSettings
@@ -64,6 +64,8 @@ def build(
     commands: CommandQueue = shared if cs.shared_state == "redis" else store
     if postsuper is None:
         postsuper = PostsuperCli(cs.postfix_config_dir, cs.postsuper, cs.postqueue)
+    if listings is None and cs.list_on_block:
+        listings = open_dnsbl_listings(settings, clk)
     c = Containment(
         cs, store, shared, clock=clk, commands=commands, postsuper=postsuper, listings=listings, on_release=on_release
     )

@@ -269,10 +269,20 @@ class Containment:
         if self.listings is None or not s.list_on_block:
             return
         addrs = self.client_addresses(customer, t - s.listing_ttl)
+        evidence = f"incident:{inc.id}" if inc is not None else ""
         for a in addrs:
-            self.listings.add(
-                s.listing_zone, a, f"relayguard: {customer} blocked: {reason}"[:255], t + s.listing_ttl, s.listing_value
-            )
+            try:
+                self.listings.add(
+                    s.listing_zone,
+                    a,
+                    f"relayguard: {customer} blocked: {reason}"[:255],
+                    t + s.listing_ttl,
+                    s.listing_value,
+                    evidence,
+                )
+            except Exception:
+                # listing is for the peers; a failure must not undo the block (the incident says so)
+                log.exception("containment: customer=%s could not list %s in %s", customer, a, s.listing_zone)
         if addrs:
             log.warning("containment: customer=%s listed in %s: %s", customer, s.listing_zone, " ".join(addrs))
             if inc is not None:
@@ -297,7 +307,10 @@ class Containment:
             return
         addrs = self.client_addresses(customer, t - s.listing_ttl)
         for a in addrs:
-            self.listings.remove(s.listing_zone, a)
+            try:
+                self.listings.remove(s.listing_zone, a)
+            except Exception:
+                log.exception("containment: customer=%s could not delist %s from %s", customer, a, s.listing_zone)
         if addrs and inc is not None:
             self.store.add_event(
                 inc.id,

@@ -53,7 +53,9 @@ class ContainmentSettings(BaseModel):
 
     # --- listing ---
     list_on_block: bool = True
-    listing_zone: str = "exploited"
+    listing_zone: str = "exploited"  # the live zone relayguard's DNSBL serves, e.g. exploited.dnsbl.isp.example
+    listing_store: Literal["sqlite", "postgres"] = "sqlite"  # postgres = storage.postgres_dsn
+    listing_database: str = ""  # the DNSBL's live-listings SQLite file; empty = <storage.data_dir>/dnsbl.sqlite3
     listing_ttl: Annotated[float, Field(gt=0)] = 7 * 86400.0
     listing_value: str = "127.0.0.4"
 
