@@ -24,6 +24,8 @@ KNOWN_DIFFERENCES: dict[tuple[str, int], frozenset[str]] = {
     # Exchange 2013+ `with Microsoft SMTP Server (...) id 15.20...`: SpamAssassin misses its own
     # Exchange format and copies the HELO into rdns; the id is Exchange's version, not a queue id.
     ("modern/exchange-online", 0): frozenset({"rdns", "id"}),
+    ("modern/microsoft-365-inbound", 1): frozenset({"rdns", "id"}),
+    ("modern/microsoft-365-inbound", 2): frozenset({"rdns", "id"}),
 }
 
 

@@ -71,7 +71,7 @@ def load_blocks() -> dict[str, str]:
     """Fixture name -> the raw Received header lines (folded, with the `Received:` names)."""
     out: dict[str, str] = {}
     for fname in ("corpus_chains.txt", "modern_chains.txt"):
-        text = (FIXTURES / fname).read_text(encoding="latin-1")
+        text = (FIXTURES / fname).read_text(encoding="utf-8")
         parts = _BLOCK.split(text)
         for i in range(1, len(parts), 2):
             out[parts[i]] = parts[i + 1]
@@ -105,7 +105,7 @@ def run_spamassassin(blocks: dict[str, str]) -> dict[str, dict[str, Any]]:
         paths: dict[str, str] = {}
         for i, (name, block) in enumerate(blocks.items()):
             p = Path(tmp) / f"{i:04d}.eml"
-            p.write_text(message_text(block), encoding="latin-1")
+            p.write_text(message_text(block), encoding="utf-8")
             paths[str(p)] = name
         proc = subprocess.run(
             ["perl", str(DUMP), *(c.perl_arg() for c in CASES)],
