@@ -286,7 +286,7 @@ def compare(records: list[dict[str, Any]], n_examples: int) -> dict[str, Any]:
         }
         coverage[case.name] = (with_trusted, with_msa, with_auth)
 
-    fields_pct = {name: 100.0 * field_agree[name] / max(field_total, 1) for name in FIELDS}
+    fields_pct = {name: 100.0 * field_agree[name] / field_total if field_total else 100.0 for name in FIELDS}
     print(f"\n{len(records)} messages, {lines} Received headers, {field_total} hops parsed by SpamAssassin")
     print(f"parse outcome (hop/skipped/unparsed) agreement: {100.0 * outcome_agree / max(lines, 1):.2f}%")
     for (theirs, ours), k in sorted(outcome_conf.items()):
@@ -295,7 +295,10 @@ def compare(records: list[dict[str, Any]], n_examples: int) -> dict[str, Any]:
     print(f"relayguard parse time: {t_parse:.2f}s ({1e6 * t_parse / max(lines, 1):.1f} µs/header)")
     print("\nper field (over hops SpamAssassin parsed):")
     for name in FIELDS:
-        print(f"  {name:8} {fields_pct[name]:7.2f}%  ({field_total - field_agree[name]} differ)")
+        if field_total:
+            print(f"  {name:8} {fields_pct[name]:7.2f}%  ({field_total - field_agree[name]} differ)")
+        else:
+            print(f"  {name:8}     n/a  (no hops)")
     print("\ntrust split per message:")
     keys = ("trusted/untrusted", "internal/external", "last_external", "msa")
     print(f"  {'config':18}" + "".join(f"{k:>20}" for k in keys))
