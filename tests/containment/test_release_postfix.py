@@ -1,8 +1,9 @@
 """Containment in front of a real, private Postfix: held mail waits in the hold queue and a release
 (`postsuper -c DIR -H QUEUEID`, queued as a command and applied by the relay's poll) delivers it intact.
 
-Postfix asks relayguard's policy service (the real asyncio server with the containment decider) at RCPT
-and at END-OF-MESSAGE; swaks submits with SASL; an aiosmtpd sink stands for the Internet.
+Twice: Postfix asks relayguard's policy service (the real asyncio server with the containment decider) at
+RCPT and at END-OF-MESSAGE (HOLD), or relayguard's milter (the containment check and updater in the
+pipeline: quarantine). swaks submits with SASL; an aiosmtpd sink stands for the Internet.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from relayguard.containment.shared_state import MemorySharedState
 from relayguard.containment.states import ContainmentState
 from relayguard.containment.store_sqlite import SqliteStore
 
-from .conftest import free_port, wait_port
+from .conftest import wait_port
 
 pytestmark = pytest.mark.peer
 
@@ -71,6 +72,7 @@ class PolicyThread:
         fut = asyncio.run_coroutine_threadsafe(open_server(ListenAddress("127.0.0.1", self.port), service.protocol),
                                                self.loop)  # fmt: skip
         self.server = fut.result(10)
+        self.port = int(self.server.sockets[0].getsockname()[1])  # bound to port 0: no race for a free port
         wait_port(self.port)
 
     def stop(self) -> None:
@@ -80,8 +82,37 @@ class PolicyThread:
         self.thread.join(10)
 
 
-@pytest.fixture
-def relay() -> Iterator[tuple[Any, Any, Containment, Any]]:
+class MilterThread(PolicyThread):
+    """relayguard's milter server with a pipeline of only the containment check and updater."""
+
+    def __init__(self, containment: Containment, port: int) -> None:
+        super().__init__(ContainmentDecider(containment), port)
+        self.containment = containment
+
+    def start(self) -> None:
+        from relayguard.config import load_config
+        from relayguard.containment.check import ContainmentCheck, ContainmentUpdater
+        from relayguard.frontends.listen import open_stream_server
+        from relayguard.frontends.milter_server import MilterService
+        from relayguard.frontends.scan import Scanner
+        from relayguard.frontends.settings import ListenAddress, MilterSettings
+        from relayguard.pipeline import Pipeline
+
+        settings = load_config()
+        c = self.containment
+        pipeline = Pipeline(settings, [ContainmentCheck(c)], [ContainmentUpdater(c)])
+        service = MilterService(Scanner(settings, pipeline), MilterSettings())
+        self.thread.start()
+        fut = asyncio.run_coroutine_threadsafe(
+            open_stream_server(ListenAddress("127.0.0.1", self.port), service.handle), self.loop
+        )
+        self.server = fut.result(10)
+        self.port = int(self.server.sockets[0].getsockname()[1])
+        wait_port(self.port)
+
+
+@pytest.fixture(params=["policy", "milter"])
+def relay(request: pytest.FixtureRequest) -> Iterator[tuple[Any, Any, Containment, Any]]:
     if shutil.which("postfix") is None or shutil.which("swaks") is None:
         pytest.skip("postfix and swaks are needed (scripts/apt-packages.txt)")
     if os.geteuid() != 0:
@@ -89,26 +120,27 @@ def relay() -> Iterator[tuple[Any, Any, Containment, Any]]:
     h = _helper()
     root = Path(tempfile.mkdtemp(prefix="relayguard-containment-"))
     os.chmod(root, 0o755)  # Postfix's unprivileged daemons must reach the queue
-    policy_port = free_port()
+    front = request.param
 
     class Instance(h.PostfixInstance):  # type: ignore[misc,name-defined]
         def main_cf(self) -> str:
+            if self.policy is None:
+                return str(super().main_cf())
             # The queue id is known only at END-OF-MESSAGE: ask there too (docs/containment.md).
             return super().main_cf() + f"smtpd_end_of_data_restrictions = check_policy_service {self.policy}\n"
 
     sink = h.Sink()
     sink.start()
-    pf = Instance(root, sink.port, policy=f"inet:127.0.0.1:{policy_port}", users=USERS)
     store = SqliteStore(root / "containment.sqlite3")
-    c = Containment(
-        ContainmentSettings(relay="relay1"),
-        store,
-        MemorySharedState(),
-        relay="relay1",
-        postsuper=PostsuperCli(config_dir=str(pf.config)),
-    )
-    server = PolicyThread(ContainmentDecider(c), policy_port)
+    c = Containment(ContainmentSettings(relay="relay1"), store, MemorySharedState(), relay="relay1")
+    server = PolicyThread(ContainmentDecider(c), 0) if front == "policy" else MilterThread(c, 0)
     server.start()
+    where = f"inet:127.0.0.1:{server.port}"
+    if front == "policy":
+        pf = Instance(root, sink.port, policy=where, users=USERS)
+    else:
+        pf = Instance(root, sink.port, milter=where, users=USERS)
+    c.postsuper = PostsuperCli(config_dir=str(pf.config))
     try:
         pf.start()
         yield pf, sink, c, h

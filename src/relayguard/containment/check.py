@@ -108,7 +108,9 @@ class ContainmentUpdater(Updater):
                 t=t,
                 customer=customer,
                 action=action,
-                relay=env.relay or c.relay,
+                # this relayguard's relay name, as the policy path writes it: a release finds held mail by it
+                # (the MTA's own {j} name is often the same; one relayguard serves one Postfix)
+                relay=c.relay,
                 queue_id=env.queue_id or "",
                 message_id=facts.header("Message-ID") or "",
                 client_ip=env.client_ip or "",
