@@ -224,7 +224,7 @@ async def test_nsd_secondary_transfers_a_live_zone(live_server: tuple[FeedServer
     srv, st = live_server
     st.add("live.test", "192.0.2.7", code="127.0.0.5", reason="via nsd")
     await asyncio.sleep(0.4)
-    host, port = srv.bound[0]
+    _host, port = srv.bound[0]
     from dnsbl.oracle import free_udp_port
 
     nsd_port = free_udp_port()

@@ -79,13 +79,19 @@ class SortedKeys:
         halves = comb.view(np.uint32).reshape(-1, 2)  # little-endian: [value, key]
         if halves.dtype.byteorder == ">" or np.little_endian is False:
             halves = halves[:, ::-1]
-        k = np.ascontiguousarray(halves[:, 1])
-        v = np.ascontiguousarray(halves[:, 0])
-        del comb, halves
+        k = halves[:, 1]
+        v = halves[:, 0]
         edges = np.searchsorted(k, np.arange(65537, dtype=np.uint64) << np.uint64(16)).astype(np.uint32)
+        # the bucket gives the top 16 bits of a key: only the low 16 bits are kept (2 bytes a key), and
+        # values in the narrowest type that holds them (usually 1 byte)
+        low = (k & 0xFFFF).astype(np.uint16)
+        vmax = int(v.max()) if len(v) else 0
+        vt = np.uint8 if vmax < 256 else np.uint16 if vmax < 65536 else np.uint32
+        vals = v.astype(vt)
+        del comb, halves, k, v
         # memoryviews over the numpy buffers: no copy, and indexing yields plain ints for bisect
-        self.keys: Sequence[int] = k.data
-        self.vals: Sequence[int] = v.data
+        self.keys: Sequence[int] = low.data
+        self.vals: Sequence[int] = vals.data
         self.buckets: Sequence[int] = edges.data
 
     def __len__(self) -> int:
@@ -98,10 +104,26 @@ class SortedKeys:
         hi = self.buckets[b + 1]
         if lo == hi:
             return -1
-        i = bisect_left(self.keys, key, lo, hi)
-        if i < hi and self.keys[i] == key:
+        low = key & 0xFFFF
+        i = bisect_left(self.keys, low, lo, hi)
+        if i < hi and self.keys[i] == low:
             return i
         return -1
+
+    def span(self, key: int) -> tuple[int, int]:
+        """[i, j): the entries equal to key (empty if none)."""
+        b = key >> 16
+        lo = self.buckets[b]
+        hi = self.buckets[b + 1]
+        if lo == hi:
+            return 0, 0
+        low = key & 0xFFFF
+        keys = self.keys
+        i = bisect_left(keys, low, lo, hi)
+        j = i
+        while j < hi and keys[j] == low:
+            j += 1
+        return i, j
 
 
 class _Builder:
@@ -249,10 +271,9 @@ class _ScanLines:
             lines = sc.fast_line[withv]
             # plain lists: indexing numpy arrays one element at a time costs more than the parsing
             out: list[int] = []
-            view = bytes(data) if isinstance(data, bytearray) else data
             for li, ke, en, d in zip(lines.tolist(), sc.keyend[withv].tolist(), sc.ends[lines].tolist(),
                                      vals[withv].tolist(), strict=True):
-                key = (view[ke:en], d)
+                key = (bytes(data[ke:en]), d)
                 v = cache.get(key)
                 if v is None:
                     dflt = recs_list[d]
@@ -346,22 +367,14 @@ class Ip4Set:
     def lookup(self, ip: int) -> list[Rec]:
         """Values listed for ip (empty if not listed or excluded)."""
         for lv, mask in self._active:
-            key = ip & mask
-            i = lv.find(key)
-            if i < 0:
+            i, j = lv.span(ip & mask)
+            if i == j:
                 continue
             vals = lv.vals
-            keys = lv.keys
             if vals[i] == 0:
                 return []
-            out: list[Rec] = []
-            n = len(keys)
-            while i < n and keys[i] == key:
-                r = self.recs[vals[i]]
-                if r is not None:
-                    out.append(r)
-                i += 1
-            return out
+            recs = self.recs
+            return [r for r in (recs[vals[x]] for x in range(i, j)) if r is not None]
         return []
 
     def fast(self, ip: int | None, qtype: int, out: list[bytes]) -> bool:

@@ -79,7 +79,9 @@ class Catalog:
         self.zoneset = self.loaded.zoneset
         trim_memory()
 
-    def files_changed(self) -> bool:
+    def files_changed(self, *, settled: bool = True) -> bool:
+        """Did a data file change? With settled, only once its mtime is SETTLE seconds old (a file still
+        being written in place keeps moving its mtime); an operator's SIGHUP does not wait."""
         if self.loaded is None:
             return True
         try:
@@ -89,8 +91,7 @@ class Catalog:
         changed = [p for p, m in now.items() if self.loaded.files.get(p) != m]
         if not changed:
             return False
-        # a file still being written keeps moving its mtime: wait until it settles
-        return all(time.time() - now[p] >= SETTLE for p in changed)
+        return not settled or all(time.time() - now[p] >= SETTLE for p in changed)
 
     def build_files(self) -> Loaded | None:
         """Load changed files off to the side (runs in a worker thread). None if the files moved under us."""
@@ -237,10 +238,8 @@ class DnsblServer:
                 await self._reload_now.wait()
             forced = self._reload_now.is_set()
             self._reload_now.clear()
-            if not (forced or self.catalog.files_changed()):
-                continue
-            if forced and not self.catalog.files_changed():
-                # SIGHUP re-checks files as rbldnsd does; nothing changed, nothing to do
+            # SIGHUP re-checks the files at once, as rbldnsd does; the timer waits for them to settle
+            if not self.catalog.files_changed(settled=not forced):
                 continue
             self._reloading = True
             t0 = time.monotonic()
