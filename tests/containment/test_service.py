@@ -238,3 +238,20 @@ async def test_agent_applies_commands(containment: Containment) -> None:
     agent.stop()
     await task
     assert containment.decide("login:late").state is S.BLOCKED
+
+
+def test_commands_queued_while_a_relay_is_down_still_apply(store: SqliteStore, clock: ManualClock) -> None:
+    c = make_containment(store, clock)
+    c.command("block", "login:a")
+    c.poll()
+    # the relay stops; the abuse desk releases meanwhile; the relay starts again
+    cli = make_containment(store, clock, relay="cli")
+    cli.command("release", "login:a")
+    restarted = make_containment(store, clock)  # same relay name, same store, empty memory
+    restarted.warm()
+    assert restarted.decide("login:a").state is S.BLOCKED
+    assert [r.command.kind for r in restarted.poll()] == ["release"]
+    assert restarted.decide("login:a").state is S.NORMAL
+    # a relay never seen before starts at the newest command, not at the start of history
+    newcomer = make_containment(store, clock, relay="relay9")
+    assert newcomer.poll() == []

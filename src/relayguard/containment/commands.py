@@ -71,3 +71,9 @@ class CommandQueue(Protocol):
     def last_command_id(self) -> int:
         """The newest id (a relay starting fresh begins here, not at the start of history)."""
         ...
+
+    def get_cursor(self, relay: str) -> int | None:
+        """The last command id this relay applied (so commands queued while it was down still apply)."""
+        ...
+
+    def set_cursor(self, relay: str, cursor: int) -> None: ...

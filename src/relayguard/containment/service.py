@@ -111,7 +111,18 @@ class Containment:
         self.listings = listings
         self.on_release = list(on_release)
         self.redaction = Redaction(settings.redact_recipients, settings.redact_body, settings.excerpt_chars)
-        self.cursor = self.commands.last_command_id()  # a relay acts on commands issued after it started
+        self.cursor = self._start_cursor()
+
+    def _start_cursor(self) -> int | None:
+        """Where this relay's command polling starts: where it stopped last time (commands queued while it
+        was down still apply), or, for a relay never seen, at the newest command (not at history).
+        None when the queue cannot be read yet (Redis down at start): the first poll that can, decides."""
+        try:
+            saved = self.commands.get_cursor(self.relay)
+            return saved if saved is not None else self.commands.last_command_id()
+        except Exception as e:
+            log.warning("containment: cannot read the command cursor yet (%s); will retry at the next poll", e)
+            return None
 
     # ------------------------------------------------------------------ hot path
 
@@ -338,6 +349,10 @@ class Containment:
 
     def poll(self, limit: int = 100) -> list[CommandResult]:
         """Apply commands issued since the last poll (call every `poll_interval` seconds)."""
+        if self.cursor is None:
+            self.cursor = self._start_cursor()
+            if self.cursor is None:
+                return []
         out = []
         for cmd in self.commands.commands_after(self.cursor, limit):
             self.cursor = max(self.cursor, cmd.id)
@@ -346,6 +361,8 @@ class Containment:
             except Exception as e:  # one bad command must not stop the others
                 log.exception("containment: command id=%d %s failed", cmd.id, cmd.kind)
                 out.append(CommandResult(cmd, False, error=str(e)))
+        if out:
+            self.commands.set_cursor(self.relay, self.cursor)
         return out
 
     def apply(self, cmd: Command) -> CommandResult:

@@ -21,6 +21,7 @@ seconds.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import threading
@@ -111,6 +112,10 @@ class SharedState(Protocol):
 
     def last_command_id(self) -> int: ...
 
+    def get_cursor(self, relay: str) -> int | None: ...
+
+    def set_cursor(self, relay: str, cursor: int) -> None: ...
+
 
 # ------------------------------------------------------------------------------------------ memory
 
@@ -142,6 +147,7 @@ class MemorySharedState:
         self._c: OrderedDict[str, _Customer] = OrderedDict()
         self._claims: OrderedDict[str, float] = OrderedDict()
         self._commands: list[Command] = []
+        self._cursors: dict[str, int] = {}
 
     def _get(self, customer: str, create: bool) -> _Customer | None:
         c = self._c.get(customer)
@@ -274,6 +280,12 @@ class MemorySharedState:
 
     def last_command_id(self) -> int:
         return len(self._commands)
+
+    def get_cursor(self, relay: str) -> int | None:
+        return self._cursors.get(relay)
+
+    def set_cursor(self, relay: str, cursor: int) -> None:
+        self._cursors[relay] = cursor
 
 
 # ------------------------------------------------------------------------------------------ redis
@@ -476,6 +488,13 @@ class RedisSharedState:
         v = self.r.get(f"{self.prefix}cmd:seq")
         return int(v) if v is not None else 0
 
+    def get_cursor(self, relay: str) -> int | None:
+        v = self.r.get(f"{self.prefix}cursor:{relay}")
+        return int(v) if v is not None else None
+
+    def set_cursor(self, relay: str, cursor: int) -> None:
+        self.r.set(f"{self.prefix}cursor:{relay}", int(cursor))
+
     def ping(self) -> bool:
         return bool(self.r.ping())
 
@@ -595,6 +614,14 @@ class ResilientSharedState:
 
     def last_command_id(self) -> int:
         return self.primary.last_command_id()
+
+    def get_cursor(self, relay: str) -> int | None:
+        return self.primary.get_cursor(relay)
+
+    def set_cursor(self, relay: str, cursor: int) -> None:
+        # not saved while Redis is down: re-applying a command after a restart is harmless; losing one is not
+        with contextlib.suppress(redis.ConnectionError, redis.TimeoutError, OSError):
+            self.primary.set_cursor(relay, cursor)
 
 
 def blob_json(shared: SharedState, customer: str, name: str) -> dict[str, Any] | None:

@@ -50,6 +50,7 @@ DDL = (
     "CREATE INDEX IF NOT EXISTS rg_transition_customer ON rg_transition (customer, t)",
     """CREATE TABLE IF NOT EXISTS rg_command (
         id {ID}, body TEXT NOT NULL)""",
+    "CREATE TABLE IF NOT EXISTS rg_command_cursor (relay TEXT PRIMARY KEY, cursor BIGINT NOT NULL)",
 )
 
 _DECISION_COLS = (
@@ -401,6 +402,17 @@ class SqlStore(ABC):
     def last_command_id(self) -> int:
         rows = self._q("SELECT MAX(id) FROM rg_command")
         return int(rows[0][0] or 0)
+
+    def get_cursor(self, relay: str) -> int | None:
+        rows = self._q("SELECT cursor FROM rg_command_cursor WHERE relay = ?", (relay,))
+        return int(rows[0][0]) if rows else None
+
+    def set_cursor(self, relay: str, cursor: int) -> None:
+        self._x(
+            "INSERT INTO rg_command_cursor (relay, cursor) VALUES (?, ?) "
+            "ON CONFLICT (relay) DO UPDATE SET cursor = excluded.cursor",
+            (relay, int(cursor)),
+        )
 
     @abstractmethod
     def close(self) -> None: ...
