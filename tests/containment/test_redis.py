@@ -61,6 +61,9 @@ def test_state_semantics(backend: str, redis_server: RedisServer, clock: ManualC
     ids = [s.push_command(Command("release", f"c{i}", t)) for i in range(3)]
     assert ids == [1, 2, 3]
     assert [c.customer for c in s.commands_after(1)] == ["c1", "c2"]
+    assert s.get_cursor("r1") is None
+    s.set_cursor("r1", 2)
+    assert s.get_cursor("r1") == 2
     assert s.transition("c", S.HELD, S.NORMAL, t, "released")
     assert s.get_state("c").state is S.NORMAL
     # the one-round-trip hot path: state, plus admission only when throttled

@@ -106,6 +106,11 @@ def test_states_and_commands(any_store: Store) -> None:
     assert s.last_command_id() == ids[-1]
     after = s.commands_after(ids[0])
     assert [(c.customer, c.args, c.id) for c in after] == [("c1", {"n": 1}, ids[1]), ("c2", {"n": 2}, ids[2])]
+    assert s.get_cursor("relay1") is None
+    s.set_cursor("relay1", ids[1])
+    s.set_cursor("relay1", ids[2])
+    s.set_cursor("relay2", ids[0])
+    assert (s.get_cursor("relay1"), s.get_cursor("relay2")) == (ids[2], ids[0])
 
 
 def test_service_on_postgres_from_two_relays(pg_dsn: str) -> None:
