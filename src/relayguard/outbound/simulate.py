@@ -525,6 +525,7 @@ class Simulation:
         rep["seed"] = self.cfg.seed
         rep["customers"] = self.cfg.customers
         rep["simulated_days"] = self.cfg.days
+        rep["templates"] = self.cfg.templates
         rep["distinct_replay_messages"] = len(self.replay)
         rep["verdict_source"] = getattr(self.verdicts, "name", type(self.verdicts).__name__)
         rep["identity_mismatches"] = wrong_identity
