@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 import pytest
 from click.testing import CliRunner
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from relayguard.app.cli import cli
@@ -131,3 +131,22 @@ def test_check_customer_fuzz(value: str) -> None:
     except click.BadParameter:
         return
     assert v == v.strip() and 0 < len(v) <= 320 and v.isprintable()
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    st.sampled_from(["show", "close", "release", "block", "whitelist"]),
+    st.text(max_size=60),
+    st.sampled_from(["--message-id", "--queue-id", "--client"]),
+    st.text(max_size=60),
+)
+def test_cli_hostile_arguments(cfg: Path, command: str, arg: str, flag: str, value: str) -> None:
+    """Whatever the operator types, the CLI answers with a status (0, 1 or 2), never a traceback."""
+    runner = CliRunner()
+    for argv in (
+        ["incidents", command, "--config", str(cfg), "--", arg],
+        ["incidents", "trace", "--config", str(cfg), flag, value],
+    ):
+        r = runner.invoke(cli, argv)
+        assert r.exit_code in (0, 1, 2), (argv, r.output, r.exception)
+        assert r.exception is None or isinstance(r.exception, SystemExit), (argv, r.exception)
