@@ -142,7 +142,7 @@ def ingest(config_path: str | None, as_json: bool, paths: tuple[str, ...]) -> No
         counts[res.status] = counts.get(res.status, 0) + 1
         c = res.complaint
         if as_json:
-            click.echo(json.dumps({"source": source, "status": res.status, **c.to_dict()}))
+            click.echo(json.dumps({**c.to_dict(), "source": source, "status": res.status, "first_source": c.source}))
         else:
             who = c.customer or "-"
             how = c.method or c.detail

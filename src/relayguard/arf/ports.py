@@ -94,15 +94,15 @@ class DecisionLogLookup:
         return [_trace(r) for r in self.log.by_client(client_ip, t, slack)]
 
     def messages(self, customer: str, since: float) -> int | None:
+        count = getattr(self.log, "count_decisions", None)
+        if count is not None:
+            return int(count(customer=customer, since=since))
         fn = getattr(self.log, "decisions_for", None)
-        if fn is None:
-            return None
-        return len(fn(customer, since, limit=1_000_000))
+        return None if fn is None else len(fn(customer, since, limit=1_000_000))
 
     def relay_messages(self, relay: str, since: float) -> int | None:
-        # The decision log has no per-relay total yet; used when it grows a `count_decisions`.
-        fn = getattr(self.log, "count_decisions", None)
-        return None if fn is None else int(fn(relay=relay, since=since))
+        count = getattr(self.log, "count_decisions", None)
+        return None if count is None else int(count(relay=relay, since=since))
 
 
 class ResolverIdentity:
