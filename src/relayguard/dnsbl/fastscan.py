@@ -73,7 +73,8 @@ def scan_ip4(data: bytes | bytearray, padded: bool = False) -> Scan:
     nl = np.flatnonzero(arr[: n_bytes + 1] == 10)
     if n_bytes and data[n_bytes - 1] == 10:
         nl = nl[:-1]  # the newline we appended closes nothing
-    ends = nl.astype(np.int64)
+    # int32 offsets while the file allows: these tables are the largest temporaries of a load
+    ends = nl.astype(np.int32 if n_bytes < 2**31 - KEY_WIDTH - 4 else np.int64)
     starts = np.empty_like(ends)
     if len(ends):
         starts[0] = 0
@@ -86,7 +87,7 @@ def scan_ip4(data: bytes | bytearray, padded: bool = False) -> Scan:
         li = cand[c0 : c0 + CHUNK]
         s = starts[li]
         n = len(li)
-        length = ends[li] - s
+        length: np.ndarray = (ends[li] - s).astype(np.int64)
         m: np.ndarray
         # column-major: row j holds byte j of every line, so each step below reads contiguous memory
         m = np.empty((KEY_WIDTH, n), dtype=np.uint8)
@@ -139,8 +140,8 @@ def scan_ip4(data: bytes | bytearray, padded: bool = False) -> Scan:
         has_value = ok & (term != 10) & (term != 35) & (term != 59)
         sel = np.flatnonzero(ok)
         slow_mask[li[sel]] = False
-        fast_parts.append((li[sel], addr[sel].astype(np.uint32), bits64[sel].astype(np.uint8),
-                           (s + keyend)[sel], has_value[sel]))
+        fast_parts.append((li[sel].astype(ends.dtype), addr[sel].astype(np.uint32), bits64[sel].astype(np.uint8),
+                           (s + keyend)[sel].astype(ends.dtype), has_value[sel]))
     if fast_parts:
         fl, fa, fb, fk, fh = (np.concatenate(x) for x in zip(*fast_parts, strict=True))
     else:
@@ -152,32 +153,37 @@ def scan_ip4(data: bytes | bytearray, padded: bool = False) -> Scan:
     return Scan(data, starts, ends, fl, fa, fb, fk, fh, np.flatnonzero(slow_mask))
 
 
-def expand_cidrs(addr: np.ndarray, bits: np.ndarray, vals: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
-    """CIDRs -> (keys, vals) for the /32, /24, /16 and /8 levels, split as rbldnsd's ip4set does.
+def expand_cidrs(addr: np.ndarray, bits: np.ndarray, vals: np.ndarray) -> list[list[tuple[np.ndarray, np.ndarray]]]:
+    """CIDRs -> pieces of (keys, vals) for the /32, /24, /16 and /8 levels, split as rbldnsd's ip4set does.
 
     A prefix of length p lands on the octet level at or below it: /25-/32 become 2^(32-p) /32 keys,
-    /17-/24 become 2^(24-p) /24 keys, /9-/16 become /16 keys, /0-/8 become /8 keys.
+    /17-/24 become 2^(24-p) /24 keys, /9-/16 become /16 keys, /0-/8 become /8 keys. Values keep the
+    narrowest integer type that holds them: a million entries expand to a few million keys here, and
+    this is where a load's memory peaks.
     """
-    out: list[tuple[np.ndarray, np.ndarray]] = []
+    vmax = int(vals.max()) if len(vals) else 0
+    vt = np.uint8 if vmax < 256 else np.uint16 if vmax < 65536 else np.uint32
+    out: list[list[tuple[np.ndarray, np.ndarray]]] = []
     level = np.where(bits > 24, 0, np.where(bits > 16, 1, np.where(bits > 8, 2, 3)))
     for lvl, top in enumerate((32, 24, 16, 8)):
+        pieces: list[tuple[np.ndarray, np.ndarray]] = []
         exact = np.flatnonzero(bits == top)
+        if len(exact):
+            pieces.append((addr[exact].astype(np.uint32), vals[exact].astype(vt)))
         finer = np.flatnonzero((level == lvl) & (bits != top))
-        keys = [addr[exact]]
-        vs = [vals[exact].astype(np.uint32)]
         if len(finer):
-            # uint32 throughout: a million entries expand to a few million keys, and int64 temporaries
-            # would triple the peak memory of a load
             cnt = (np.uint32(1) << (top - bits[finer]).astype(np.uint32)).astype(np.uint32)
             step = np.uint32(1 << (32 - top))
             total = int(cnt.sum(dtype=np.int64))
-            starts = np.cumsum(cnt, dtype=np.uint32) - cnt
-            offs = np.arange(total, dtype=np.uint32)
-            offs -= np.repeat(starts, cnt)
-            del starts
-            offs *= step
-            offs += np.repeat(addr[finer].astype(np.uint32), cnt)
-            keys.append(offs)
-            vs.append(np.repeat(vals[finer].astype(np.uint32), cnt))
-        out.append((np.concatenate(keys).astype(np.uint32, copy=False), np.concatenate(vs)))
+            # key number k of entry i is addr_i + (k - first_i) * step = k * step + (addr_i - first_i * step),
+            # computed modulo 2^32 with one repeated array instead of three
+            first = np.cumsum(cnt, dtype=np.uint32) - cnt
+            base = addr[finer].astype(np.uint32) - first * step
+            del first
+            keys = np.arange(total, dtype=np.uint32)
+            keys *= step
+            keys += np.repeat(base, cnt)
+            del base
+            pieces.append((keys, np.repeat(vals[finer].astype(vt), cnt)))
+        out.append(pieces)
     return out

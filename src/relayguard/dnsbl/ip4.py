@@ -351,9 +351,8 @@ class Ip4Set:
             ok = _within_maxrange(sc, meta)
             addr, bits = sc.addr[ok], sc.bits[ok]
             del sc  # the file's text and line tables are not needed any more
-            for lvl, kv in enumerate(expand_cidrs(addr, bits, vals[ok])):
-                if len(kv[0]):
-                    parts[lvl].append(kv)
+            for lvl, pieces in enumerate(expand_cidrs(addr, bits, vals[ok])):
+                parts[lvl] += pieces
             del addr, bits, vals
         recs.freeze()
         built = []

@@ -17,6 +17,7 @@ import os
 import signal
 import socket
 import struct
+import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -69,6 +70,8 @@ class Catalog:
     live_zones: list[Zone] = field(default_factory=list)
     zoneset: ZoneSet = field(default_factory=lambda: ZoneSet([]))
     reloads: int = 0
+    # install (reload worker) and apply_live (event loop) both rebuild zoneset from loaded + live zones
+    _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def load(self) -> None:
         """First load, in the foreground: errors propagate (a server with broken files does not start)."""
@@ -93,24 +96,48 @@ class Catalog:
             return False
         return not settled or all(time.time() - now[p] >= SETTLE for p in changed)
 
-    def build_files(self) -> Loaded | None:
-        """Load changed files off to the side (runs in a worker thread). None if the files moved under us."""
+    def changed_keys(self) -> list[tuple[str, tuple[str, ...]]]:
         assert self.loaded is not None
-        before = file_mtimes(list(self.loaded.files))
-        new = build_zoneset(self.specs, self.limits, lazy=self.lazy, workdir=self.workdir,
-                            extra_zones=self.live_zones, reuse=self.loaded.datasets,
-                            reuse_mtimes=self.loaded.files)
-        after = file_mtimes(list(new.files))
-        if any(before.get(p, m) != m for p, m in after.items()):
-            log.warning("data files changed while loading; keeping the old data, retrying later")
-            return None
-        return new
+        out = []
+        for key in self.loaded.datasets:
+            paths = key[1]
+            try:
+                cur = file_mtimes(list(paths))
+            except OSError:
+                continue
+            if any(self.loaded.files.get(p) != m for p, m in cur.items()):
+                out.append(key)
+        return out
+
+    def reload_files(self) -> int:
+        """Reload changed datasets one at a time, off to the side (runs in a worker thread), swapping each
+        in as soon as it is built: every zone switches atomically, and only one dataset is ever held
+        twice, which keeps the peak memory of a reload near that of one dataset's load.
+
+        Returns the datasets swapped in; stops (keeping the old data) if a file moves while being read.
+        """
+        assert self.loaded is not None
+        done = 0
+        for key in self.changed_keys():
+            assert self.loaded is not None
+            before = file_mtimes(list(key[1]))
+            new = build_zoneset(self.specs, self.limits, lazy=self.lazy, workdir=self.workdir,
+                                extra_zones=self.live_zones, reuse=self.loaded.datasets,
+                                reuse_mtimes=self.loaded.files, load_only=key)
+            after = file_mtimes(list(key[1]))
+            if before != after:
+                log.warning("data files changed while loading; keeping the old data, retrying later")
+                break
+            self.install(new)
+            done += 1
+        return done
 
     def install(self, new: Loaded) -> None:
-        self.loaded = new
-        self.zoneset = ZoneSet(self._file_zones() + self.live_zones, global_acl=new.zoneset.global_acl,
-                               lazy=self.lazy)
-        self.reloads += 1
+        with self._lock:
+            self.loaded = new
+            self.zoneset = ZoneSet(self._file_zones() + self.live_zones, global_acl=new.zoneset.global_acl,
+                                   lazy=self.lazy)
+            self.reloads += 1
         trim_memory()
 
     def _file_zones(self) -> list[Zone]:
@@ -129,12 +156,13 @@ class Catalog:
         return self.live() if self.live is not None else None
 
     def apply_live(self, version: int, zones: list[Zone]) -> bool:
-        """Swap in new live zones (event loop thread); True if the served data changed."""
-        if self.loaded is None or version == self.live_version:
-            return False
-        file_zones = self._file_zones()
-        self.live_version, self.live_zones = version, zones
-        self.zoneset = ZoneSet(file_zones + zones, global_acl=self.zoneset.global_acl, lazy=self.lazy)
+        """Swap in new live zones; True if the served data changed."""
+        with self._lock:
+            if self.loaded is None or version == self.live_version:
+                return False
+            file_zones = self._file_zones()
+            self.live_version, self.live_zones = version, zones
+            self.zoneset = ZoneSet(file_zones + zones, global_acl=self.zoneset.global_acl, lazy=self.lazy)
         return True
 
 
@@ -244,15 +272,13 @@ class DnsblServer:
             self._reloading = True
             t0 = time.monotonic()
             try:
-                new = await loop.run_in_executor(self._pool, self.catalog.build_files)
+                n = await loop.run_in_executor(self._pool, self.catalog.reload_files)
+                if n:
+                    log.info("%d dataset(s) reloaded in %.2fs", n, time.monotonic() - t0)
             except Exception:
                 log.exception("reload failed; still serving the previous data")
-                new = None
             finally:
                 self._reloading = False
-            if new is not None:
-                self.catalog.install(new)
-                log.info("zones reloaded in %.2fs", time.monotonic() - t0)
 
     async def _watch_live(self) -> None:
         loop = asyncio.get_running_loop()

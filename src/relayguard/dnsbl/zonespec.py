@@ -178,10 +178,12 @@ def file_mtimes(paths: Sequence[str]) -> dict[str, float]:
 def build_zoneset(specs: Sequence[ZoneSpec], limits: Limits, *, lazy: bool = True, workdir: str | None = None,
                   extra_zones: Sequence[Zone] = (),
                   reuse: dict[tuple[str, tuple[str, ...]], Dataset | Acl] | None = None,
-                  reuse_mtimes: dict[str, float] | None = None) -> Loaded:
+                  reuse_mtimes: dict[str, float] | None = None,
+                  load_only: tuple[str, tuple[str, ...]] | None = None) -> Loaded:
     """Load every dataset (once per type+files) and assemble zones. Raises on unreadable files.
 
-    With reuse/reuse_mtimes, datasets whose files did not change are taken over from the previous load.
+    With reuse/reuse_mtimes, datasets whose files did not change are taken over from the previous load;
+    with load_only too, every dataset but that one is taken over (changed or not: a later step loads it).
     """
     t0 = time.monotonic()
     base = workdir or "."
@@ -201,7 +203,10 @@ def build_zoneset(specs: Sequence[ZoneSpec], limits: Limits, *, lazy: bool = Tru
         ds: Dataset | Acl | None = datasets.get(key)
         if ds is None:
             old = reuse.get(key) if reuse else None
-            if old is not None and reuse_mtimes is not None and all(
+            if old is not None and load_only is not None and key != load_only and reuse_mtimes is not None:
+                ds = old
+                mtimes.update({p: reuse_mtimes.get(p, 0.0) for p in paths})  # still "changed" next time
+            elif old is not None and reuse_mtimes is not None and all(
                     reuse_mtimes.get(p) == m for p, m in cur.items()):
                 ds = old
             elif spec.dtype == "acl":
