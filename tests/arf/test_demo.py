@@ -174,3 +174,33 @@ def test_report_an_incident_to_a_folder_and_by_smtp(env: tuple[Path, Path], tmp_
     assert sent.report.original is not None and sent.report.original.kind == "message"
     assert sent.report.reported_uri == ("http://pills.example/buy",)
     assert sent.report.reporting_mta == sc.RELAY
+
+
+@pytest.mark.parametrize("moment", ["opened", "contained"])
+def test_automatic_mode_reports_each_incident_once(env: tuple[Path, Path], tmp_path: Path, moment: str) -> None:
+    from relayguard.arf.outgoing import AutoReporter
+    from relayguard.arf.ports import DecisionLogLookup
+    from relayguard.arf.settings import ArfSettings
+    from relayguard.arf.store import ComplaintStore
+
+    _, cfg = env
+    c = containment_factory.build(load_config(str(cfg)))
+    rec = decisions_mod.DecisionRecord
+    c.record(rec(sc.T_SPAM, "sub:SUB-A", "HOLD", sc.RELAY, "QA1", "a1@pc7", sc.DYN_IP))
+    c.store.open_incident("sub:SUB-A", sc.T_SPAM, "watched", "test")
+    c.add_evidence("sub:SUB-A", t=sc.T_SPAM, message_id="a1@pc7", queue_id="QA1", mail_from="s@pills.example")
+    out = tmp_path / "auto"
+    a = ArfSettings(auto=moment, folder=str(out))  # type: ignore[arg-type]
+    auto = AutoReporter(a, c.store, ComplaintStore(":memory:"), DecisionLogLookup(c.store))
+    first = auto.poll(sc.T_SPAM + 60)
+    assert len(first) == (1 if moment == "opened" else 0)
+    from relayguard.containment.states import ContainmentState
+
+    c.escalate("sub:SUB-A", ContainmentState.HELD, "spam", t=sc.T_SPAM + 120)
+    second = auto.poll(sc.T_SPAM + 180)
+    assert len(second) == (0 if moment == "opened" else 1)
+    assert auto.poll(sc.T_SPAM + 240) == []  # once per incident
+    files = list(out.glob("*.eml"))
+    assert len(files) == 1 and parse_report(files[0].read_bytes()).report.source_ip == sc.DYN_IP
+    assert ArfSettings().auto == "off" and AutoReporter(ArfSettings(), c.store, ComplaintStore()).poll(0) == []
+    c.store.close()

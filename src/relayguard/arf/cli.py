@@ -177,8 +177,13 @@ def serve(config_path: str | None, listen: str | None, lmtp: bool | None) -> Non
     except ValueError as exc:
         click.echo(f"relayguard arf serve: {exc}", err=True)
         sys.exit(2)
+    auto = None
+    if w.settings.auto != "off" and w.containment is not None:
+        from relayguard.arf.outgoing import AutoReporter
+
+        auto = AutoReporter(w.settings, w.containment.store, w.store, w.decisions)
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(run(w.ingestor(), host, port, w.settings.lmtp if lmtp is None else lmtp))
+        asyncio.run(run(w.ingestor(), host, port, w.settings.lmtp if lmtp is None else lmtp, auto))
 
 
 def stats_data(w: Any, since: float) -> dict[str, Any]:

@@ -260,8 +260,11 @@ def make_controller(ingestor: Ingestor, host: str, port: int, lmtp: bool = False
     return _Controller(handler, hostname=host, port=port)
 
 
-async def serve(ingestor: Ingestor, host: str, port: int, lmtp: bool = False) -> None:
-    """Run the complaint listener in the current event loop until cancelled."""
+async def serve(
+    ingestor: Ingestor, host: str, port: int, lmtp: bool = False, auto: Any = None, poll: float = 60.0
+) -> None:
+    """Run the complaint listener in the current event loop until cancelled; with `auto` (an
+    outgoing.AutoReporter) also report incidents automatically every `poll` seconds."""
     import asyncio
 
     from aiosmtpd.lmtp import LMTP
@@ -275,5 +278,19 @@ async def serve(ingestor: Ingestor, host: str, port: int, lmtp: bool = False) ->
         lambda: cls(handler, data_size_limit=limit, hostname="relayguard-arf", decode_data=False), host, port
     )
     log.warning("arf: receiving complaints by %s on %s:%d", "LMTP" if lmtp else "SMTP", host, port)
-    async with server:
-        await server.serve_forever()
+
+    async def reporter() -> None:
+        while True:
+            try:
+                auto.poll(ingestor.clock.now())
+            except Exception:
+                log.exception("arf: automatic reports failed; retrying at the next poll")
+            await asyncio.sleep(poll)
+
+    task = asyncio.create_task(reporter()) if auto is not None else None
+    try:
+        async with server:
+            await server.serve_forever()
+    finally:
+        if task is not None:
+            task.cancel()

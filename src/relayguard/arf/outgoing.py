@@ -6,8 +6,10 @@ FILE`, or a caller that kept it) the report carries it as message/rfc822; otherw
 header block rebuilt from the evidence as text/rfc822-headers, and Source-IP comes from the decision
 log.
 
-`auto_report(incident, moment, ...)` is the automatic mode: containment calls it when an incident
-opens or its customer is contained, and it reports when `[arf] auto` names that moment.
+The automatic mode (`[arf] auto = "opened" | "contained"`): `AutoReporter.poll()` looks at open
+incidents and reports each one once, when it is open ("opened") or when its customer is contained
+(held, throttled or blocked: "contained"). `relayguard arf serve` polls every minute; containment may
+also call `auto_report(incident, moment, ...)` directly.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from relayguard.arf.parse import header_str, parse_headers, split_head
 from relayguard.arf.ports import DecisionLookup
 from relayguard.arf.send import Delivery, send_smtp, write_folder
 from relayguard.arf.settings import ArfSettings
+from relayguard.arf.store import ComplaintStore
 
 log = logging.getLogger("relayguard.arf")
 
@@ -174,3 +177,44 @@ def auto_report(
     except Exception:
         log.exception("automatic ARF report for incident %s failed", getattr(incident, "id", "?"))
         return []
+
+
+CONTAINED_STATES = ("held", "throttled", "blocked")
+
+
+class AutoReporter:
+    """Report every incident once, automatically, at the configured moment."""
+
+    def __init__(
+        self,
+        settings: ArfSettings,
+        incidents: Any,
+        store: ComplaintStore,
+        decisions: DecisionLookup | None = None,
+    ) -> None:
+        self.settings = settings
+        self.incidents = incidents  # a containment IncidentStore (list_incidents, get_incident)
+        self.store = store
+        self.decisions = decisions
+
+    def _due(self, incident: Any) -> bool:
+        if self.settings.auto == "opened":
+            return True
+        return self.settings.auto == "contained" and str(getattr(incident, "state", "")) in CONTAINED_STATES
+
+    def poll(self, now: float) -> list[Delivery]:
+        if self.settings.auto == "off":
+            return []
+        done: list[Delivery] = []
+        for summary in self.incidents.list_incidents(status="open", limit=1000):
+            key = str(summary.id)
+            if not self._due(summary) or self.store.was_reported(key):
+                continue
+            inc = self.incidents.get_incident(summary.id)
+            if inc is None:
+                continue
+            out = auto_report(inc, self.settings.auto, self.settings, self.decisions, now)
+            if out and all(d.ok for d in out):
+                self.store.mark_reported(key, now, len(out))
+                done.extend(out)
+        return done

@@ -41,6 +41,11 @@ CREATE TABLE IF NOT EXISTS complaints (
 CREATE INDEX IF NOT EXISTS complaints_customer ON complaints (customer, received_at);
 CREATE INDEX IF NOT EXISTS complaints_relay ON complaints (relay, received_at);
 CREATE INDEX IF NOT EXISTS complaints_status ON complaints (status, received_at);
+CREATE TABLE IF NOT EXISTS reported (
+    incident TEXT PRIMARY KEY,
+    t REAL NOT NULL,
+    reports INTEGER NOT NULL
+);
 """
 
 _COLS = (
@@ -156,6 +161,20 @@ class ComplaintStore:
                 (customer, relay, method, detail, complaint_id),
             )
             self._db.commit()
+
+    def mark_reported(self, incident: str, t: float, reports: int) -> bool:
+        """Remember that an incident was reported automatically; False if it already was."""
+        with self._lock:
+            cur = self._db.execute(
+                "INSERT OR IGNORE INTO reported (incident, t, reports) VALUES (?,?,?)", (incident, t, reports)
+            )
+            self._db.commit()
+        return cur.rowcount == 1
+
+    def was_reported(self, incident: str) -> bool:
+        with self._lock:
+            row = self._db.execute("SELECT 1 FROM reported WHERE incident = ?", (incident,)).fetchone()
+        return row is not None
 
     def counts(self, since: float = 0.0) -> dict[str, int]:
         """Distinct complaints by status, plus `duplicates` (extra copies received) and `total`."""
