@@ -34,4 +34,12 @@ def classifier_checks(settings: Settings) -> list[Check]:
         from relayguard.classifier.check import ClassifierCheck
 
         checks.append(ClassifierCheck(Classifier.open(settings)))
+    if cfg.rspamd_url:
+        from relayguard.classifier.external import RspamdCheck
+
+        checks.append(RspamdCheck(cfg.rspamd_url, cfg.rspamd_timeout))
+    if cfg.spamd_address:
+        from relayguard.classifier.external import SpamdCheck
+
+        checks.append(SpamdCheck(cfg.spamd_address, cfg.spamd_timeout, cfg.spamd_user))
     return checks

@@ -145,12 +145,14 @@ class FeatureExtractor:
         max_body_words: int = 3000,
         osb_window: int = 2,
         header_words: bool = True,
+        all_header_words: bool = False,
     ) -> None:
         self.bits = bits
         self.mask = (1 << bits) - 1
         self.max_body_words = max_body_words
         self.osb_window = osb_window
         self.header_words = header_words
+        self.all_header_words = all_header_words
 
     # -- tokens ---------------------------------------------------------------------------------------
     def tokens(self, facts: MessageFacts) -> list[str]:
@@ -161,7 +163,7 @@ class FeatureExtractor:
             if name.startswith(VERDICT_HEADER_PREFIXES) or name in _SKIP_HEADERS:
                 continue
             toks.append(f"H:{name}")
-            if self.header_words and name in _WORD_HEADERS:
+            if self.header_words and (name in _WORD_HEADERS or self.all_header_words):
                 toks.extend(f"h:{name}:{w}" for w in words(h.value, 60))
                 if name in ("from", "reply-to", "return-path", "sender", "to"):
                     toks.extend(f"h:{name}:@{d}" for d in _domains(h.value))

@@ -11,9 +11,11 @@ from __future__ import annotations
 import logging
 from importlib import resources
 
+import numpy as np
+
 from relayguard.classifier.exchange import FormatError, decode
 from relayguard.classifier.features import FEATURES_VERSION
-from relayguard.classifier.store import ModelDump, Store
+from relayguard.classifier.store import ModelDump, Store, today
 
 log = logging.getLogger("relayguard.classifier")
 
@@ -43,6 +45,8 @@ def seed_if_empty(store: Store) -> bool:
     dump = load_starter()
     if dump is None:
         return False
-    store.load(dump)
+    # Start the expiry clock at installation, not at the day the starter was built.
+    days = np.full(len(dump.buckets), today(), dtype=np.uint32)
+    store.load(ModelDump(dump.info, dump.buckets, dump.weights, dump.counts, days, ()))
     log.info("classifier seeded from the starter model (%d spam, %d ham learned)", dump.info.n_spam, dump.info.n_ham)
     return True
