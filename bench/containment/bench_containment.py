@@ -97,7 +97,7 @@ def requests(i: int, customer: int) -> tuple[PolicyRequest, PolicyRequest]:
 
 def run_backend(name: str, shared: SharedState, workdir: Path, messages: int, customers: int, seed: int,
                 store_factory: Any = None, background: bool = False) -> dict[str, Any]:  # fmt: skip
-    store = store_factory() if store_factory else SqliteStore(workdir / f"{name}.sqlite3")
+    store = store_factory() if store_factory else SqliteStore(workdir / f"{name}-{int(background)}.sqlite3")
     c = Containment(ContainmentSettings(relay="bench"), store, shared, relay="bench")
     rng = random.Random(seed)
     populate(c, customers, rng)
