@@ -169,7 +169,9 @@ class Matcher:
         why = []
         if not c.message_id:
             why.append("no Message-ID")
-        if not c.hops:
+        if not self.relay_names:
+            why.append("[arf] relay_hostnames not set")
+        elif not c.hops:
             why.append("no Received line of our relays")
         if not c.source_ip:
             why.append("no Source-IP")
