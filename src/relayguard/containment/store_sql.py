@@ -18,6 +18,7 @@ from relayguard.containment.incidents import Incident, IncidentEvent
 from relayguard.containment.states import ContainmentState, Transition
 
 SCHEMA_VERSION = 1
+KEEP_COMMANDS = 10_000
 
 # {ID} = auto-increment primary key, {REAL} = double; everything else is common SQL.
 DDL = (
@@ -220,6 +221,8 @@ class SqlStore(ABC):
 
     def purge_decisions(self, before: float) -> int:
         rows = self._q("DELETE FROM rg_decision WHERE t < ? RETURNING id", (before,))
+        # the command queue keeps the newest KEEP_COMMANDS: far more than any relay can fall behind by
+        self._x("DELETE FROM rg_command WHERE id <= (SELECT MAX(id) FROM rg_command) - ?", (KEEP_COMMANDS,))
         return len(rows)
 
     # --- IncidentStore ----------------------------------------------------------------------------
