@@ -100,3 +100,29 @@ def test_generated_data_answers_like_rbldnsd(workdir: str) -> None:
     assert total == 6000
     assert mism[:5] == []
     assert truncated < 50
+
+
+ACL = """# relayguard fixture: clients on loopback addresses get different treatment
+127.0.0.2 :refuse
+127.0.0.3 :empty
+127.0.0.4 :127.0.0.9:Everything is listed for $
+127.0.0.5 :ignore
+127.0.0.6/31 :refuse
+!127.0.0.7
+"""
+
+
+@pytest.mark.parametrize("source", ["127.0.0.1", "127.0.0.2", "127.0.0.3", "127.0.0.4", "127.0.0.5",
+                                    "127.0.0.6", "127.0.0.7"])
+def test_acl_answers_like_rbldnsd(workdir: str, source: str) -> None:
+    with open(os.path.join(workdir, "acl.zone"), "w") as f:
+        f.write(ACL)
+    specs = ["set.test:ip4set:ip4set.zone", "set.test:acl:acl.zone", "gen.test:generic:generic.zone",
+             "gen.test:acl:acl.zone"]
+    zs = ours(specs, workdir)
+    qs = [(f"{_rev4(ip)}.set.test", t) for ip in ("10.1.0.1", "10.65.0.3", "9.9.9.9") for t in ("A", "TXT")]
+    qs += [("www.gen.test", "A"), ("gen.test", "TXT"), ("set.test", "SOA"), ("nothing.gen.test", "A")]
+    with Rbldnsd(workdir, specs) as server:
+        total, mism, _ = compare(zs, server, qs, source=source)
+    assert total == len(qs)
+    assert mism == []

@@ -1,7 +1,8 @@
 """acl: per-client actions for a zone (or all zones): ignore, refuse, empty, pass, or "always listed".
 
 Keys are IPv4/IPv6 CIDRs as in ip4trie/ip6trie; the longest matching prefix decides; unlisted clients
-pass. The default action of a listed entry is `ignore`.
+pass. The default action of a listed entry is `ignore`. Under `empty` and "always listed", generic
+datasets keep their names but give no records (as rbldnsd does, whatever its manual says).
 """
 
 from __future__ import annotations
@@ -51,8 +52,12 @@ class Acl:
                 else:
                     default = act
                 continue
-            excl = line[0] == "!"
-            key = line[1:].lstrip(" \t") if excl else line
+            if line[0] == "!":
+                # rbldnsd's acl has no exclusions: such a line is ignored (checked against rbldnsd)
+                meta.warn(where, "exclusions are not supported in acl datasets")
+                continue
+            excl = False
+            key = line
             token = key.split(None, 1)[0]
             table = e6 if ":" in token else e4
             c = parse_ip6_cidr(key) if table is e6 else parse_ip4_cidr(key)

@@ -322,6 +322,15 @@ class Result:
     drop: bool = False
 
 
+def _parses(kind: str, q: Query) -> bool:
+    """Would a dataset of this kind read the question as one of its keys (an address, a name)?"""
+    if kind in ("ip4set", "ip4tset", "ip4trie"):
+        return q.ip4 is not None
+    if kind in ("ip6trie", "ip6tset"):
+        return q.ip6 is not None
+    return bool(q.labels)
+
+
 def _soa_rr(zone: Zone, auth: bool) -> RR | None:
     if zone.soa is None:
         return None
@@ -382,15 +391,19 @@ class ZoneSet:
         q = Query(rel, qtype, peer)
         ans = Answer()
         found = False
+        override = empty or acl_rec is not None
         for ds in zone.datasets:
-            if (empty or acl_rec is not None) and ds.kind not in ("generic",):
-                continue
-            if ds.query(q, ans):
+            if not override:
+                if ds.query(q, ans):
+                    found = True
+            elif ds.kind == "generic":
+                # as rbldnsd: under an acl override, generic names still exist but give no records
+                if ds.query(q, Answer()):
+                    found = True
+            elif acl_rec is not None and _parses(ds.kind, q):
+                # the acl's "always listed" answer stands in for what the dataset would have said
+                add_a_txt(ans, qtype, acl_rec, peer or "", zone.acl.meta if zone.acl else Meta(), zone.ttl)
                 found = True
-        if acl_rec is not None and rel:
-            # the acl's "always listed" answer stands in for every dataset except generic ones
-            add_a_txt(ans, qtype, acl_rec, peer or "", zone.acl.meta if zone.acl else Meta(), zone.ttl)
-            found = True
         answer = ans.rrs
         authority: list[RR] = []
         if not rel:
