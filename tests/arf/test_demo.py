@@ -204,3 +204,15 @@ def test_automatic_mode_reports_each_incident_once(env: tuple[Path, Path], tmp_p
     assert len(files) == 1 and parse_report(files[0].read_bytes()).report.source_ip == sc.DYN_IP
     assert ArfSettings().auto == "off" and AutoReporter(ArfSettings(), c.store, ComplaintStore()).poll(0) == []
     c.store.close()
+
+
+def test_arf_demo_command(tmp_path: Path) -> None:
+    res = CliRunner().invoke(cli, ["--log-level", "ERROR", "arf", "demo", "--dir", str(tmp_path / "demo")])
+    assert res.exit_code == 0, res.output
+    lines = {line.split()[0]: line for line in res.output.splitlines() if line.endswith(".eml") or ".eml " in line}
+    assert "login:carol  message-id" in lines["1-yahoo-carol.eml"]
+    assert "sub:SUB-A    received" in lines["2-aol-sub-a.eml"] and "lease history" in lines["2-aol-sub-a.eml"]
+    assert "sub:SUB-A    queue-id" in lines["3-jmrp-sub-a.eml"]
+    assert "duplicate" in lines["4-yahoo-resent.eml"] and "unmatched" in lines["5-not-ours.eml"]
+    assert "login:carol 1, sub:SUB-A 2, sub:SUB-B 0" in res.output
+    assert "it is sub:SUB-B's now" in res.output

@@ -17,6 +17,7 @@ customer between the spam and the complaint, and the complaint must reach whoeve
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass
 
 from relayguard.arf.model import ParsedReport
@@ -61,6 +62,10 @@ class Match:
     @property
     def matched(self) -> bool:
         return self.customer is not None
+
+
+def _ts(t: float) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%SZ", time.gmtime(t))
 
 
 def _mid(value: str | None) -> str | None:
@@ -127,14 +132,14 @@ class Matcher:
     def _by_address(self, ip: str, t: float, method: str, relay: str = "") -> Match | None:
         if self.decisions is not None:
             got = self._one(
-                list(self.decisions.by_client(ip, t, self.settings.match_window)), method, f"{ip} near {t:.0f}"
+                list(self.decisions.by_client(ip, t, self.settings.match_window)), method, f"{ip} near {_ts(t)}"
             )
             if got is not None:
                 return got
         if self.identity is not None:
             who = self.identity.holder(ip, t)
             if who is not None:
-                return Match(who, method, relay, t, f"{ip} held by {who} at {t:.0f} (lease/assignment)")
+                return Match(who, method, relay, t, f"{ip} held by {who} at {_ts(t)} (lease history)")
         return None
 
     def match(self, parsed: ParsedReport) -> Match:
