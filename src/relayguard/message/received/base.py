@@ -112,7 +112,7 @@ class Rule:
 
     def __post_init__(self) -> None:
         p = self.regex.pattern
-        if p.startswith(("^\\[", "^\\(")):
+        if p.startswith(("^\\[", "^\\(")) and p[3:4] not in ("?", "*"):
             object.__setattr__(self, "first", p[2])
 
     def apply(self, s: str, f: Fields) -> Outcome | None:

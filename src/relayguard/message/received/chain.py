@@ -18,7 +18,7 @@ agree); they are counted in RelayChain.unparsed and listed in unparsed_lines.
 
 from __future__ import annotations
 
-from dataclasses import replace
+from functools import lru_cache
 
 from relayguard.core.netset import IPAddress, NetSet, is_private, parse_ip
 from relayguard.message.received.parse import parse_received
@@ -29,10 +29,49 @@ from relayguard.message.trust import TrustConfig
 _LOOPBACK = NetSet(["127.0.0.0/8", "::1/128"])
 
 
+# The same few relay addresses recur in message after message: remember what was decided. The key
+# holds the NetSet itself (hashed by identity), so a cached answer never outlives its network list.
+@lru_cache(maxsize=8192)
+def _addr(ip: str | None) -> IPAddress | None:
+    return parse_ip(ip)
+
+
+@lru_cache(maxsize=8192)
+def _member(nets: NetSet, addr: IPAddress) -> bool:
+    return nets.contains(addr)
+
+
 def _in(nets: NetSet, addr: IPAddress | None) -> bool:
     if addr is None:
         return False
-    return _LOOPBACK.contains(addr) or nets.contains(addr)
+    return _member(_LOOPBACK, addr) or _member(nets, addr)
+
+
+@lru_cache(maxsize=8192)
+def _private(addr: IPAddress) -> bool:
+    return is_private(addr)
+
+
+def _with_flags(r: Relay, envfrom: str | None, trusted: bool, internal: bool, msa: bool) -> Relay:
+    # Spelled out rather than dataclasses.replace, which introspects the fields on every call.
+    return Relay(
+        ip=r.ip,
+        rdns=r.rdns,
+        helo=r.helo,
+        by=r.by,
+        ident=r.ident,
+        id=r.id,
+        envfrom=envfrom or r.envfrom,
+        auth=r.auth,
+        protocol=r.protocol,
+        time=r.time,
+        dialect=r.dialect,
+        raw=r.raw,
+        trusted=trusted,
+        internal=internal,
+        msa=msa,
+        no_rdns=r.no_rdns,
+    )
 
 
 def build_chain(values: list[str], trust: TrustConfig) -> RelayChain:
@@ -76,9 +115,9 @@ def build_chain(values: list[str], trust: TrustConfig) -> RelayChain:
         r = p.relay
         msa = False
         if in_trusted and not found_msa:
-            addr = parse_ip(r.ip)
+            addr = _addr(r.ip)
             if inferred:
-                if not (r.auth or (addr is not None and is_private(addr))):
+                if not (r.auth or (addr is not None and _private(addr))):
                     in_trusted = False
                     in_internal = False
             elif not r.auth and not _in(trusted_nets, addr):
@@ -87,13 +126,11 @@ def build_chain(values: list[str], trust: TrustConfig) -> RelayChain:
             else:
                 if in_internal and not r.auth and not _in(internal_nets, addr):
                     in_internal = False
-                if addr is not None and trust.msa.contains(addr):
+                if addr is not None and trust.msa and _member(trust.msa, addr):
                     found_msa = True
                     msa = True
-        if envfrom:
-            r = replace(r, envfrom=envfrom, trusted=in_trusted, internal=in_internal, msa=msa)
-        elif in_trusted or in_internal or msa:
-            r = replace(r, trusted=in_trusted, internal=in_internal, msa=msa)
+        if envfrom or in_trusted or in_internal or msa:
+            r = _with_flags(r, envfrom, in_trusted, in_internal, msa)
         allow_fetch_restart = in_trusted
         relays.append(r)
 
