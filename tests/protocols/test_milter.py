@@ -74,9 +74,11 @@ def test_full_session_collects_the_message() -> None:
     )
     replies = mta.feed(out)
     cmds = [c for c, _ in replies]
-    # optneg, then continue for C H M R R T L L N B B, then the header and accept at end of message
-    assert cmds == ["O"] + ["c"] * 11 + ["h", "a"]
-    version, actions, _steps = struct.unpack_from(">III", replies[0][1])
+    # optneg, then continue for C H M R R T N B B (headers: no reply, the MTA offered NR_HDR and we
+    # took it), then the header and accept at end of message
+    assert cmds == ["O"] + ["c"] * 9 + ["h", "a"]
+    version, actions, steps = struct.unpack_from(">III", replies[0][1])
+    assert m.Steps(steps) & m.Steps.NR_HDR
     assert version == 6
     assert m.Actions(actions) & m.Actions.SETSYMLIST
     assert b"{auth_authen}" in replies[0][1]  # macro lists asked for
@@ -100,10 +102,14 @@ def test_negotiation_respects_what_the_mta_offers() -> None:
 
 
 def test_no_reply_steps_and_abort() -> None:
-    mta = m.MtaSide(steps=m.Steps.NR_HDR)
+    mta = m.MtaSide(steps=m.Steps.NR_HDR | m.Steps.NR_MAIL | m.Steps.NR_BODY)
     conn = m.MilterConnection()
-    session(conn, mta.optneg())
-    assert not conn.steps & m.Steps.NR_HDR  # we do not ask for it: every header gets its reply
+    _, out = session(conn, mta.optneg())
+    # We decide at end of message only: every no-reply step the MTA offers is taken.
+    assert conn.steps == m.Steps.NR_HDR | m.Steps.NR_MAIL | m.Steps.NR_BODY
+    events, out = session(conn, MTA.mail("<x@y>") + MTA.header("A", "b") + MTA.simple("B", b"x") + MTA.rcpt("<r@s>"))
+    assert [c for c, _ in mta.feed(out)] == ["c"]  # only RCPT is answered
+    session(conn, MTA.simple("A"))
     events, _out = session(conn, MTA.mail("<a@b>") + MTA.simple("A") + MTA.mail("<c@d>") + MTA.simple("E"))
     eom = events[-1]
     assert isinstance(eom, m.EndOfMessage) and eom.transaction.mail_from == "<c@d>"

@@ -123,6 +123,8 @@ class MilterService:
             while True:
                 event = conn.next_event()
                 if event is NEED_DATA:
+                    # Replies are written as events come; flush them once per read, not once per event.
+                    await writer.drain()
                     if self.stopping and not conn.in_message:
                         return  # shutdown: close between messages, never in the middle of one
                     data = await asyncio.wait_for(reader.read(65536), self.idle_timeout)
@@ -135,7 +137,8 @@ class MilterService:
                         self.inflight.begin()
                         self.busy.add(writer)
                         in_message = True
-                    writer.write(conn.send(m.Continue()))
+                    if conn.awaiting_reply:
+                        writer.write(conn.send(m.Continue()))
                 elif isinstance(event, m.EndOfMessage):
                     writer.write(await self._end_of_message(conn, event.transaction))
                     if in_message:
@@ -150,10 +153,10 @@ class MilterService:
                 elif isinstance(event, m.Quit | m.ConnectionClosed):
                     if isinstance(event, m.Quit) and event.new_connection:
                         continue
+                    await writer.drain()
                     return
                 elif conn.awaiting_reply:
                     writer.write(conn.send(m.Continue()))
-                await writer.drain()
         except ProtocolError as exc:
             log.warning("milter protocol error: %s", exc)
         except TimeoutError:

@@ -69,6 +69,12 @@ class Steps(IntFlag):
     HDR_LEADSPC = 0x100000
 
 
+# Events a filter that decides only at end of message need not answer (the MTA then does not wait).
+NO_REPLY_STEPS = (
+    Steps.NR_CONN | Steps.NR_HELO | Steps.NR_MAIL | Steps.NR_RCPT | Steps.NR_DATA | Steps.NR_UNKN
+    | Steps.NR_EOH | Steps.NR_BODY | Steps.NR_HDR
+)
+
 # Macro stages for SMFIR_SETSYMLIST (SMFIM_*).
 STAGE_CONNECT, STAGE_HELO, STAGE_MAIL, STAGE_RCPT, STAGE_DATA, STAGE_EOM, STAGE_EOH = range(7)
 
@@ -313,7 +319,9 @@ class MilterConnection:
         macros: Mapping[int, str] | None = None,
         max_packet: int = DEFAULT_MAX_PACKET,
         max_message_bytes: int = DEFAULT_MAX_MESSAGE,
+        no_reply: Steps = NO_REPLY_STEPS,
     ) -> None:
+        self.no_reply = no_reply
         self.wanted_actions = actions
         self.wanted_macros = DEFAULT_MACROS if macros is None else macros
         self.max_packet = max_packet
@@ -537,9 +545,9 @@ class MilterConnection:
         offered = self._offered
         self.version = min(MILTER_VERSION, offered.version)
         self.actions = self.wanted_actions & offered.actions
-        # We want every event and a reply slot for each: ask to skip nothing; but accept the MTA's
-        # offer not to send unknown commands (we have no use for them).
-        self.steps = Steps.NOUNKNOWN & offered.steps
+        # We want every event but decide only at end of message: ask the MTA not to wait for replies
+        # to the others (fewer round trips for every SMTP session), and not to send unknown commands.
+        self.steps = (Steps.NOUNKNOWN | self.no_reply) & offered.steps
         data = struct.pack(">III", self.version, int(self.actions), int(self.steps))
         if self.actions & Actions.SETSYMLIST:
             for stage, names in sorted(self.wanted_macros.items()):
