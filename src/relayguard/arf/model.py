@@ -115,8 +115,17 @@ class Complaint:
     duplicates: int = 0  # further copies of the same complaint received (counted once)
     id: int | None = None
 
+    @property
+    def summary(self) -> str:
+        """One line for an abuse desk: what, from whom, traced how."""
+        what = f"{self.feedback_type or 'unreadable'} report from {self.reporter or '?'}"
+        if self.customer:
+            return f"{what}, traced by {self.method} ({self.detail})"
+        return f"{what}, not traced: {self.detail}"
+
     def to_dict(self) -> dict[str, object]:
         return {
+            "summary": self.summary,
             "id": self.id,
             "key": self.key,
             "received_at": self.received_at,
