@@ -444,6 +444,13 @@ class Containment:
         now = self.clock.now() if t is None else t
         return self.store.purge_decisions(now - self.settings.decision_retention)
 
+    def close(self) -> None:
+        """Close the store and the listings store (the shared state's connections close with the process)."""
+        closer = getattr(self.listings, "close", None)
+        if callable(closer):
+            closer()
+        self.store.close()
+
     def warm(self) -> int:
         """Copy the store's recorded states into an empty (memory) shared state after a restart."""
         n = 0
