@@ -90,3 +90,17 @@ def test_memory_stays_bounded_on_huge_input() -> None:
         tracemalloc.stop()
     assert any("larger than" in w for w in p.warnings)
     assert peak < 40_000_000  # a few copies of the 1 MB that was read, not of the 5 MB sent
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.one_of(st.sampled_from(PIECES), st.binary(max_size=20)), max_size=100))
+def test_ingest_keeps_everything_and_never_raises(pieces: list[bytes]) -> None:
+    from relayguard.arf.ingest import Ingestor
+    from relayguard.arf.settings import ArfSettings
+    from relayguard.arf.store import ComplaintStore
+
+    ing = Ingestor(ArfSettings(relay_hostnames=["smtp1.isp.example"]), ComplaintStore(":memory:"))
+    raw = b"".join(pieces)
+    res = ing.ingest(raw, "fuzz")
+    assert res.new and res.complaint.status in ("matched", "unmatched", "unparseable")
+    assert ing.store.counts()["total"] == 1
