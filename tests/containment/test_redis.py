@@ -46,6 +46,12 @@ def test_state_semantics(backend: str, redis_server: RedisServer, clock: ManualC
     assert s.count("c", "m1", t, {"messages": 1, "bytes": 500})
     assert not s.count("c", "m1", t, {"messages": 1, "bytes": 500})
     assert s.counters("c") == {"messages": 1, "bytes": 500}
+    assert s.count_many([("e", "a", t, {"n": 1}), ("e", "a", t, {"n": 1}), ("f", "a", t, {"n": 2})]) == [
+        True,
+        False,
+        True,
+    ]
+    assert (s.counters("e"), s.counters("f")) == ({"n": 1}, {"n": 2})
     # bounded: 30 distinct ids, only 20 remembered; the oldest may count again (that is the bound)
     for i in range(30):
         s.count("c", f"id{i}", t + i, {"messages": 1})

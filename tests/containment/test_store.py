@@ -61,6 +61,22 @@ def test_decisions(any_store: Store) -> None:
     assert [d.t for d in s.decisions_for("login:a", limit=2)] == [T0 + 5, T0 + 4]
     assert s.count_decisions(relay="r1") == 3 and s.count_decisions(customer="login:a", since=T0 + 4) == 2
     assert s.count_decisions(action="DUNNO", relay="r1") == 0
+    s.add_decisions(
+        [
+            DecisionRecord(
+                t=T0 + 10 + i,
+                customer="login:b",
+                action="HOLD",
+                relay="r1",
+                queue_id=f"B{i}XXXX",
+                message_id=f"<b{i}@x>",
+                symbols=("X",),
+            )
+            for i in range(50)
+        ]
+    )
+    assert s.count_decisions(customer="login:b") == 50
+    assert s.by_message_id("b7@x")[0].queue_id == "B7XXXX" and s.by_message_id("b7@x")[0].symbols == ("X",)
     assert s.purge_decisions(T0 + 3) == 3
     assert len(s.decisions_for("login:a")) == 3
 

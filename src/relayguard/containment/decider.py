@@ -57,8 +57,9 @@ class Recorder:
     a HOLD without its record could not be released by customer.
     """
 
-    def __init__(self, containment: Containment, max_queue: int = 10_000) -> None:
+    def __init__(self, containment: Containment, max_queue: int = 10_000, batch: int = 256) -> None:
         self.containment = containment
+        self.batch = batch
         self.queue: queue.Queue[tuple[DecisionRecord, str] | None] = queue.Queue(max_queue)
         self.thread = threading.Thread(target=self._run, name="containment-recorder", daemon=True)
         self.thread.start()
@@ -68,15 +69,30 @@ class Recorder:
 
     def _run(self) -> None:
         while True:
+            batch: list[tuple[DecisionRecord, str]] = []
             item = self.queue.get()
+            stop = item is None
+            if item is not None:
+                batch.append(item)
+            # whatever queued up meanwhile goes in the same transaction and round trip
+            while not stop and len(batch) < self.batch:
+                try:
+                    more = self.queue.get_nowait()
+                except queue.Empty:
+                    break
+                if more is None:
+                    stop = True
+                else:
+                    batch.append(more)
             try:
-                if item is None:
-                    return
-                self.containment.record(item[0], message_key=item[1])
+                self.containment.record_many(batch)
             except Exception:
-                log.exception("containment: could not record a decision")
+                log.exception("containment: could not record %d decisions", len(batch))
             finally:
-                self.queue.task_done()
+                for _ in range(len(batch) + (1 if stop else 0)):
+                    self.queue.task_done()
+            if stop:
+                return
 
     def flush(self) -> None:
         self.queue.join()

@@ -144,26 +144,42 @@ class Containment:
     def record(self, rec: DecisionRecord, message_key: str = "") -> int:
         """Log one decision; count it once per message; keep counters of an open incident current."""
         rid = self.store.add_decision(rec)
-        key = message_key or rec.message_id or (f"{rec.relay}:{rec.queue_id}" if rec.queue_id else "")
-        self.shared.count(rec.customer, key, rec.t, {"messages": 1, f"action:{rec.action.lower()}": 1})
-        state = ContainmentState(rec.state) if rec.state else ContainmentState.NORMAL
-        if state.contained:
-            counters = self.shared.counters(rec.customer)
-            iid = self.store.open_incident_id(rec.customer)
-            if iid is not None:
-                self.store.update_incident(iid, counters=counters)
-            held_limit = self.settings.block_after_held
-            if held_limit and state is ContainmentState.HELD:
-                n = counters.get("action:hold", 0)
-                if n >= held_limit:
-                    self.escalate(
-                        rec.customer,
-                        ContainmentState.BLOCKED,
-                        f"{n} messages held",
-                        {"counters": {"held": n}},
-                        t=rec.t,
-                    )
+        self.shared.count(rec.customer, self._key(rec, message_key), rec.t, self._amounts(rec))
+        self._after_record(rec)
         return rid
+
+    def record_many(self, items: Sequence[tuple[DecisionRecord, str]]) -> None:
+        """`record` for a batch: one transaction in the store, one round trip to the shared state."""
+        if not items:
+            return
+        self.store.add_decisions([rec for rec, _ in items])
+        self.shared.count_many([(r.customer, self._key(r, k), r.t, self._amounts(r)) for r, k in items])
+        for rec, _ in items:
+            self._after_record(rec)
+
+    @staticmethod
+    def _key(rec: DecisionRecord, message_key: str) -> str:
+        return message_key or rec.message_id or (f"{rec.relay}:{rec.queue_id}" if rec.queue_id else "")
+
+    @staticmethod
+    def _amounts(rec: DecisionRecord) -> dict[str, int]:
+        return {"messages": 1, f"action:{rec.action.lower()}": 1}
+
+    def _after_record(self, rec: DecisionRecord) -> None:
+        state = ContainmentState(rec.state) if rec.state else ContainmentState.NORMAL
+        if not state.contained:
+            return
+        counters = self.shared.counters(rec.customer)
+        iid = self.store.open_incident_id(rec.customer)
+        if iid is not None:
+            self.store.update_incident(iid, counters=counters)
+        held_limit = self.settings.block_after_held
+        if held_limit and state is ContainmentState.HELD:
+            n = counters.get("action:hold", 0)
+            if n >= held_limit:
+                self.escalate(
+                    rec.customer, ContainmentState.BLOCKED, f"{n} messages held", {"counters": {"held": n}}, t=rec.t
+                )
 
     def add_evidence(
         self,

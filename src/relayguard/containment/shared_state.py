@@ -26,7 +26,7 @@ import json
 import logging
 import threading
 from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -92,6 +92,10 @@ class SharedState(Protocol):
 
     def count(self, customer: str, message_id: str, t: float, amounts: Mapping[str, int]) -> bool:
         """Add `amounts` to the customer's counters once per message id; False if already counted."""
+        ...
+
+    def count_many(self, items: Sequence[tuple[str, str, float, Mapping[str, int]]]) -> list[bool]:
+        """`count` for many (customer, message_id, t, amounts) in one round trip."""
         ...
 
     def counters(self, customer: str) -> dict[str, int]: ...
@@ -233,6 +237,9 @@ class MemorySharedState:
             for k, v in amounts.items():
                 c.counters[k] = c.counters.get(k, 0) + int(v)
             return True
+
+    def count_many(self, items: Sequence[tuple[str, str, float, Mapping[str, int]]]) -> list[bool]:
+        return [self.count(c, m, t, a) for c, m, t, a in items]
 
     def counters(self, customer: str) -> dict[str, int]:
         with self._lock:
@@ -452,11 +459,26 @@ class RedisSharedState:
         )
         return Admission(bool(int(res[0])), int(res[1]), bool(int(res[2])))
 
-    def count(self, customer: str, message_id: str, t: float, amounts: Mapping[str, int]) -> bool:
+    def _count_args(
+        self, customer: str, message_id: str, t: float, amounts: Mapping[str, int]
+    ) -> tuple[list[str], list[Any]]:
         args: list[Any] = [message_id, repr(t), repr(t - self.bounds.dedupe_ttl), self.bounds.max_ids, self._ttl_ms]
         for k, v in amounts.items():
             args += [k, int(v)]
-        return bool(int(self._count(keys=[self._k(customer, "m"), self._k(customer, "c")], args=args)))
+        return [self._k(customer, "m"), self._k(customer, "c")], args
+
+    def count(self, customer: str, message_id: str, t: float, amounts: Mapping[str, int]) -> bool:
+        keys, args = self._count_args(customer, message_id, t, amounts)
+        return bool(int(self._count(keys=keys, args=args)))
+
+    def count_many(self, items: Sequence[tuple[str, str, float, Mapping[str, int]]]) -> list[bool]:
+        if not items:
+            return []
+        pipe = self.r.pipeline(transaction=False)  # each script is atomic; the batch need not be
+        for customer, mid, t, amounts in items:
+            keys, args = self._count_args(customer, mid, t, amounts)
+            self._count(keys=keys, args=args, client=pipe)
+        return [bool(int(v)) for v in pipe.execute()]
 
     def counters(self, customer: str) -> dict[str, int]:
         return {_s(k): int(v) for k, v in self.r.hgetall(self._k(customer, "c")).items()}
@@ -587,6 +609,10 @@ class ResilientSharedState:
 
     def count(self, customer: str, message_id: str, t: float, amounts: Mapping[str, int]) -> bool:
         return bool(self._call("count", customer, message_id, t, amounts))
+
+    def count_many(self, items: Sequence[tuple[str, str, float, Mapping[str, int]]]) -> list[bool]:
+        out: list[bool] = self._call("count_many", items)
+        return out
 
     def counters(self, customer: str) -> dict[str, int]:
         d: dict[str, int] = self._call("counters", customer)

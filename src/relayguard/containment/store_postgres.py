@@ -52,6 +52,13 @@ class PostgresStore(SqlStore):
                 cur = self._conn.execute(sql, tuple(params))
             return cur.fetchall() if fetch and cur.description is not None else []
 
+    def _run_many(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        with self._lock:
+            if self._conn.closed:
+                self._conn = self._connect()
+            with self._conn.transaction(), self._conn.cursor() as cur:
+                cur.executemany(sql, [tuple(r) for r in rows])
+
     def close(self) -> None:
         with self._lock:
             self._conn.close()

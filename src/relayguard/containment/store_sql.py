@@ -115,6 +115,10 @@ class SqlStore(ABC):
     def _run(self, sql: str, params: Sequence[Any] = (), fetch: bool = False) -> list[tuple[Any, ...]]:
         """Execute one statement in its own transaction; rows when `fetch`."""
 
+    @abstractmethod
+    def _run_many(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        """Execute one statement for many parameter rows in a single transaction."""
+
     def _sql(self, sql: str) -> str:
         return sql if self.placeholder == "?" else sql.replace("?", self.placeholder)
 
@@ -130,28 +134,37 @@ class SqlStore(ABC):
 
     # --- DecisionLog ------------------------------------------------------------------------------
 
-    def add_decision(self, rec: DecisionRecord) -> int:
-        rows = self._q(
-            "INSERT INTO rg_decision (t, customer, action, relay, queue_id, message_id, client_ip, sasl_username, "
-            "verdict, state, mail_from, rcpt_count, symbols, released_at) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
-            (
-                rec.t,
-                rec.customer,
-                rec.action,
-                rec.relay,
-                rec.queue_id,
-                normalise_message_id(rec.message_id),
-                rec.client_ip,
-                rec.sasl_username,
-                rec.verdict,
-                rec.state,
-                rec.mail_from,
-                rec.rcpt_count,
-                json.dumps(list(rec.symbols)),
-                rec.released_at,
-            ),
+    _INSERT_DECISION = (
+        "INSERT INTO rg_decision (t, customer, action, relay, queue_id, message_id, client_ip, sasl_username, "
+        "verdict, state, mail_from, rcpt_count, symbols, released_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    )
+
+    def add_decisions(self, recs: Sequence[DecisionRecord]) -> None:
+        """Many decisions in one transaction (the background writer's batches)."""
+        if recs:
+            self._run_many(self._sql(self._INSERT_DECISION), [self._decision_row(r) for r in recs])
+
+    @staticmethod
+    def _decision_row(rec: DecisionRecord) -> tuple[Any, ...]:
+        return (
+            rec.t,
+            rec.customer,
+            rec.action,
+            rec.relay,
+            rec.queue_id,
+            normalise_message_id(rec.message_id),
+            rec.client_ip,
+            rec.sasl_username,
+            rec.verdict,
+            rec.state,
+            rec.mail_from,
+            rec.rcpt_count,
+            json.dumps(list(rec.symbols)),
+            rec.released_at,
         )
+
+    def add_decision(self, rec: DecisionRecord) -> int:
+        rows = self._q(self._INSERT_DECISION + " RETURNING id", self._decision_row(rec))
         return int(rows[0][0])
 
     def by_message_id(self, message_id: str) -> list[DecisionRecord]:
