@@ -97,7 +97,7 @@ class Matcher:
         if not name:
             return False
         n = name.lower().rstrip(".")
-        return n in self.relay_names or any(n.endswith("." + r) for r in self.relay_names if r.startswith("."))
+        return n in self.relay_names or any(n.endswith(r) for r in self.relay_names if r.startswith("."))
 
     def clues(self, parsed: ParsedReport) -> Clues:
         report = parsed.report
