@@ -137,12 +137,13 @@ def main() -> int:
     try:
         for s in servers:
             t = s.start(probe)
+            cpu = db.proc_cpu_seconds(s.pid)  # the machine is shared: CPU time says what wall time cannot
             mem = db.proc_mem_kb(s.pid)
             bulk = db.verify_bulk(s.target(), rows, 2000)
-            res["servers"][s.name] = {"load_s": round(t, 3), "rss_after_load_kb": mem.get("VmRSS"),
+            res["servers"][s.name] = {"load_s": round(t, 3), "load_cpu_s": cpu, "rss_after_load_kb": mem.get("VmRSS"),
                                       "check": {"mismatches": bulk["mismatches"], "checked": bulk["checked"]},
                                       "sat": [], "lat": []}
-            print(f"[{s.name}] first answer after {t:.2f}s, RSS {mem.get('VmRSS', 0) / 1024:.1f} MiB, "
+            print(f"[{s.name}] first answer after {t:.2f}s ({cpu:.2f}s CPU), RSS {mem.get('VmRSS', 0) / 1024:.1f} MiB, "
                   f"check {bulk['mismatches']} mismatches of {bulk['checked']}", flush=True)
         for s in servers:
             db.run_dnsperf(s.target(), queries, 2, label="warmup", outstanding=100, **common)
@@ -199,6 +200,7 @@ def render(res: dict[str, Any], lat_qps: int) -> str:
             "p99_ms": None if med([x["p99"] for x in s["lat"]]) is None else med([x["p99"] for x in s["lat"]]) * 1000,
             "lat_lost": med([x["lost"] for x in s["lat"]]),
             "load_s": s["load_s"],
+            "load_cpu_s": s.get("load_cpu_s"),
             "rss_mib": (s["rss_after_load_kb"] or 0) / 1024,
             "peak_mib": (s.get("peak_rss_kb") or 0) / 1024,
             "reload_lost": s.get("reload", {}).get("lost"),
@@ -207,10 +209,12 @@ def render(res: dict[str, Any], lat_qps: int) -> str:
     lines = [f"# DNSBL bench {res['date']} (load average {' '.join(res['loadavg_start'])} at start, "
              f"{' '.join(res['loadavg_end'])} at end: a shared machine)", "",
              "| figure | rbldnsd | relayguard | ratio (relayguard / rbldnsd) | target |", "|---|---:|---:|---:|---|"]
-    targets = {"qps": ">= 0.25", "p99_ms": "< 1 ms", "lat_lost": "-", "load_s": "< 3 s", "rss_mib": "-",
+    targets = {"qps": ">= 0.25", "p99_ms": "< 1 ms", "lat_lost": "-", "load_s": "< 3 s", "load_cpu_s": "< 3 s",
+               "rss_mib": "-",
                "peak_mib": "<= 2.0", "reload_lost": "0"}
     labels = {"qps": "queries/s, no rate limit (median)", "p99_ms": f"p99 latency at {lat_qps} q/s, ms",
               "lat_lost": f"lost at {lat_qps} q/s", "load_s": "start to first answer, s",
+              "load_cpu_s": "CPU time at first answer, s",
               "rss_mib": "RSS after load, MiB", "peak_mib": "peak RSS (VmHWM, after a reload), MiB",
               "reload_lost": f"queries lost during a reload at {lat_qps} q/s"}
     ours = rows.get("relayguard", {})

@@ -46,6 +46,33 @@ def valid_name(name: str) -> bool:
 
 
 _SPECIAL_FIRST = frozenset("#;$:!.* \t\r")
+_SLOW_FIRST = frozenset("#;$:! \t\r")
+
+
+def _norm(names: list[str]) -> list[str]:
+    return [n.rstrip("\r").rstrip(".").lower() for n in names]
+
+
+def _merge(meta: Meta, where: str, target: dict[str, Vals], names: list[str], val: int) -> None:
+    bad = [n for n in names if not n or n[0] == "." or ".." in n or (len(n) > 63 and not valid_name(n))]
+    if bad:
+        meta.warn(where, f"{len(bad)} invalid domain name(s), e.g. {bad[0]!r}")
+        badset = set(bad)
+        names = [n for n in names if n not in badset]
+    new = dict.fromkeys(names, val)
+    for k in new.keys() & target.keys():
+        _add(target, k, val)
+        del new[k]
+    target.update(new)
+
+
+def _bulk(seg: list[str], st: _Lines, exact: dict[str, Vals], wild: dict[str, Vals], where: str) -> None:
+    """A run of bare names, all with the default value in force."""
+    val = st.dflt
+    _merge(st.meta, where, exact, _norm([ln for ln in seg if ln[0] != "." and ln[0] != "*"]), val)
+    both = _norm([ln[1:] for ln in seg if ln[0] == "."])
+    _merge(st.meta, where, wild, both + _norm([ln[2:] for ln in seg if ln[0] == "*"]), val)
+    _merge(st.meta, where, exact, both, val)
 
 
 class _Lines:
@@ -132,32 +159,21 @@ class DnSet:
                     st.line(where, line)
                 continue
             name = os.path.basename(src)
-            text = read_bytes(src).decode("latin-1")
-            for n, raw in enumerate(text.split("\n"), 1):
-                # fast path: a bare name (or wildcard) with the default value, the bulk of real lists
-                if raw and " " not in raw and "\t" not in raw:
-                    c = raw[0]
-                    target = exact
-                    key = raw
-                    if c in _SPECIAL_FIRST:
-                        if c == "." or (c == "*" and raw[1:2] == "."):
-                            key = raw[1:] if c == "." else raw[2:]
-                            target = wild
-                        else:
-                            key = ""
-                    if key:
-                        key = key.rstrip("\r").rstrip(".").lower()
-                        if valid_name(key):
-                            if key in target:
-                                _add(target, key, st.dflt)
-                            else:
-                                target[key] = st.dflt
-                            if c == ".":
-                                _add(exact, key, st.dflt)
-                            continue
-                entry = entry_line(meta, raw, name, n, limits.defttl)
-                if entry is not None:
-                    st.line(f"{name}:{n}", entry)
+            lines = read_bytes(src).decode("latin-1").split("\n")
+            # Bare names (and .x / *.x wildcards) with the default value are the bulk of real lists: they
+            # are handled a run at a time with list comprehensions and dict operations; every other line
+            # (specials, defaults, values, exclusions) goes through the line parser, in order.
+            other = [i for i, ln in enumerate(lines)
+                     if not ln or ln[0] in _SLOW_FIRST or " " in ln or "\t" in ln or (ln[0] == "*" and ln[1:2] != ".")]
+            start = 0
+            for i in [*other, len(lines)]:
+                if i > start:
+                    _bulk(lines[start:i], st, exact, wild, f"{name}:{start + 1}")
+                if i < len(lines):
+                    entry = entry_line(meta, lines[i], name, i + 1, limits.defttl)
+                    if entry is not None:
+                        st.line(f"{name}:{i + 1}", entry)
+                start = i + 1
         recs.freeze()
         return cls(meta, recs, exact, wild, limits)
 

@@ -13,12 +13,6 @@ import struct
 from dataclasses import dataclass
 from typing import Any
 
-import dns.exception
-import dns.flags
-import dns.message
-import dns.opcode
-import dns.rcode
-
 from relayguard.dnsbl.answer import (
     FORMERR,
     NOTIMP,
@@ -176,6 +170,11 @@ def error_response(data: bytes, rcode: int) -> bytes | None:
 
     Returns None when not even the header is usable (the packet is dropped).
     """
+    import dns.exception  # dnspython only on the rare paths: it costs a fifth of a second to import
+    import dns.flags
+    import dns.message
+    import dns.rcode
+
     try:
         msg = dns.message.from_wire(data, question_only=True)
     except dns.exception.DNSException:
@@ -216,6 +215,11 @@ def answer_packet(zs: ZoneSet, data: bytes, peer: str | None, *, tcp: bool = Fal
 
 def general_answer(zs: ZoneSet, data: bytes, peer: str | None, *, tcp: bool) -> bytes | None:
     """The dnspython path for queries outside the lean parser's shape; FORMERR if they are malformed."""
+    import dns.exception
+    import dns.flags
+    import dns.message
+    import dns.opcode
+
     try:
         msg = dns.message.from_wire(data)
     except dns.exception.DNSException:
