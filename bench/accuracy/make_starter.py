@@ -46,7 +46,7 @@ def main() -> int:
         d = clf.store.dump(with_records=False)
         keep = np.sort(np.argsort(-np.abs(d.weights))[: a.keep])
         pruned = ModelDump(d.info, d.buckets[keep], d.weights[keep], d.counts[keep],
-                           np.zeros(len(keep), np.uint32), ())
+                           np.zeros(len(keep), np.uint32), d.accs[keep], ())
         data = encode(pruned, level=9)
         a.out.parent.mkdir(parents=True, exist_ok=True)
         a.out.write_bytes(data)

@@ -77,7 +77,7 @@ def test_batch_is_discarded_on_error(tmp_path: Path, corpus: Corpus) -> None:
 
 
 def test_two_processes_share_one_file(tmp_path: Path, corpus: Corpus) -> None:
-    ham, spam = corpus
+    _ham, spam = corpus
     writer = new(tmp_path)
     reader = new(tmp_path)
     p0 = reader.classify(spam[0])[0]

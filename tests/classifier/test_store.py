@@ -44,13 +44,14 @@ def test_contract(store: Store) -> None:
     b = Batch()
     idx = np.array([1, 5, 70000 % (1 << 16), 300], dtype=np.uint32)
     idx.sort()
-    b.add(idx, 0.25, +1)
-    b.add(idx[:2], -0.05, +1)
+    b.add(idx, np.full(4, 0.25, np.float32), 0.5, +1)
+    b.add(idx[:2], np.full(2, -0.05, np.float32), 0.25, +1)
     b.put["ab" * 32] = LearnedRecord("ab" * 32, True, 0.25)
     b.d_spam = 1
     store.commit(b, day=100)
     w = store.weights(idx)
     assert np.allclose(w, [0.2, 0.2, 0.25, 0.25])
+    assert np.allclose(store.accumulators(idx), [0.75, 0.75, 0.5, 0.5])
     assert np.allclose(store.weights(np.array([2, 3], dtype=np.uint32)), 0.0)
     rec = store.record("ab" * 32)
     assert rec == LearnedRecord("ab" * 32, True, 0.25)
@@ -68,6 +69,7 @@ def test_contract(store: Store) -> None:
     # Load replaces everything.
     store.load(dump)
     assert np.allclose(store.weights(idx), [0.2, 0.2, 0.25, 0.25])
+    assert np.allclose(store.accumulators(idx), [0.75, 0.75, 0.5, 0.5])
     assert store.record("ab" * 32) is not None
 
 

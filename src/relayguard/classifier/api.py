@@ -101,6 +101,7 @@ class Classifier:
         self.model = LogisticModel(rate=self.cfg.learning_rate)
         self._batch: Batch | None = None
         self._pending: F32 | None = None  # weight deltas not yet committed, dense
+        self._pending_acc: F32 | None = None  # squared-gradient deltas not yet committed, dense
         self._depth = 0
 
     @classmethod
@@ -168,9 +169,10 @@ class Classifier:
         self._discard()
 
     def _discard(self) -> None:
-        if self._pending is not None and self._batch is not None:
+        if self._pending is not None and self._pending_acc is not None and self._batch is not None:
             for idx in self._batch.buckets:
                 self._pending[idx] = 0.0
+                self._pending_acc[idx] = 0.0
         self._batch = None
 
     def _record(self, dg: str) -> LearnedRecord | None:
@@ -182,13 +184,23 @@ class Classifier:
                 return None
         return self.store.record(dg)
 
-    def _apply(self, idx: U32, step: float, sign: int) -> None:
+    def _apply(self, idx: U32, g: float, sign: int) -> None:
+        """Add (sign=+1) or remove (sign=-1) gradient g on these buckets, AdaGrad-scaled."""
         b = self._batch
         assert b is not None
-        if self._pending is None:
+        if self._pending is None or self._pending_acc is None:
             self._pending = np.zeros(1 << self.bits, dtype=np.float32)
-        self._pending[idx] += np.float32(step)
-        b.add(idx, step, sign)
+            self._pending_acc = np.zeros(1 << self.bits, dtype=np.float32)
+        acc = self.store.accumulators(idx) + self._pending_acc[idx]
+        g2 = np.float32(g * g)
+        if sign > 0:
+            acc = acc + g2
+            dw = self.model.deltas(g, acc)
+        else:
+            dw = -self.model.deltas(g, acc)
+        self._pending[idx] += dw
+        self._pending_acc[idx] += g2 * sign
+        b.add(idx, dw, float(g2) * sign, sign)
 
     def learn(self, facts: MessageFacts, is_spam: bool, *, idx: U32 | None = None) -> LearnResult:
         with self.batch():
@@ -206,9 +218,9 @@ class Classifier:
         if old is not None:
             self._unlearn(idx, old)
         p = self.probability_of(idx)
-        step = self.model.step(p, is_spam, len(idx))
-        self._apply(idx, step, +1)
-        b.put[dg] = LearnedRecord(dg, is_spam, step)
+        g = self.model.gradient(p, is_spam, len(idx))
+        self._apply(idx, g, +1)
+        b.put[dg] = LearnedRecord(dg, is_spam, g)
         b.delete.discard(dg)
         if is_spam:
             b.d_spam += 1
@@ -219,7 +231,7 @@ class Classifier:
     def _unlearn(self, idx: U32, old: LearnedRecord) -> None:
         b = self._batch
         assert b is not None
-        self._apply(idx, -old.step, -1)
+        self._apply(idx, old.step, -1)
         b.put.pop(old.digest, None)
         b.delete.add(old.digest)
         if old.is_spam:

@@ -4,7 +4,8 @@
     4 bytes big-endian     length of the JSON header
     JSON header            {"bits", "features_version", "n_spam", "n_ham", "n_weights", "n_records"}
     zlib stream            little-endian arrays: buckets u32[n], weights f32[n], counts u32[n],
-                           days u32[n], then per record: 32-byte SHA-256 digest, u8 label, f32 step
+                           days u32[n], accs f32[n], then per record: 32-byte SHA-256 digest,
+                           u8 label, f32 gradient
 
 Import trusts nothing: sizes come from the header and are checked against hard limits before anything
 is allocated, decompression stops at the announced size, and buckets must be sorted, unique and inside
@@ -22,7 +23,7 @@ import numpy as np
 
 from relayguard.classifier.store import LearnedRecord, ModelDump, ModelInfo
 
-MAGIC = b"RGCLASSIFIER\x01\n"
+MAGIC = b"RGCLASSIFIER\x02\n"
 _MAX_HEADER = 4096
 _MAX_WEIGHTS = 1 << 26
 _MAX_RECORDS = 50_000_000
@@ -53,6 +54,7 @@ def encode(dump: ModelDump, level: int = 6) -> bytes:
         z.compress(np.ascontiguousarray(dump.weights, dtype="<f4").tobytes()),
         z.compress(np.ascontiguousarray(dump.counts, dtype="<u4").tobytes()),
         z.compress(np.ascontiguousarray(dump.days, dtype="<u4").tobytes()),
+        z.compress(np.ascontiguousarray(dump.accs, dtype="<f4").tobytes()),
     ]
     chunks.extend(z.compress(_REC.pack(bytes.fromhex(r.digest), int(r.is_spam), r.step)) for r in dump.records)
     chunks.append(z.flush())
@@ -89,7 +91,7 @@ def decode(data: bytes) -> ModelDump:
     n_ham = _int(h, "n_ham", 0, 1 << 62)
     n = _int(h, "n_weights", 0, min(_MAX_WEIGHTS, 1 << bits))
     nr = _int(h, "n_records", 0, _MAX_RECORDS)
-    want = 16 * n + _REC.size * nr
+    want = 20 * n + _REC.size * nr
     d = zlib.decompressobj()
     try:
         body = d.decompress(data[pos:], want)
@@ -101,13 +103,14 @@ def decode(data: bytes) -> ModelDump:
     weights = np.frombuffer(body, "<f4", n, 4 * n).astype(np.float32)
     counts = np.frombuffer(body, "<u4", n, 8 * n).astype(np.uint32)
     days = np.frombuffer(body, "<u4", n, 12 * n).astype(np.uint32)
+    accs = np.frombuffer(body, "<f4", n, 16 * n).astype(np.float32)
     if n and (np.any(np.diff(buckets.astype(np.int64)) <= 0) or int(buckets[-1]) >= (1 << bits)):
         raise FormatError("buckets not sorted, not unique or outside the hash space")
-    if not np.all(np.isfinite(weights)):
-        raise FormatError("non-finite weight")
+    if not np.all(np.isfinite(weights)) or not np.all(np.isfinite(accs)) or np.any(accs < 0):
+        raise FormatError("non-finite weight or negative accumulator")
     records = []
     seen: set[str] = set()
-    for off in range(16 * n, want, _REC.size):
+    for off in range(20 * n, want, _REC.size):
         dg, label, step = _REC.unpack_from(body, off)
         if label > 1 or step != step or abs(step) > 1e6:
             raise FormatError("bad learned-message record")
@@ -116,7 +119,7 @@ def decode(data: bytes) -> ModelDump:
             raise FormatError("duplicate learned-message record")
         seen.add(digest)
         records.append(LearnedRecord(digest, bool(label), float(step)))
-    return ModelDump(ModelInfo(bits, fv, n_spam, n_ham), buckets, weights, counts, days, tuple(records))
+    return ModelDump(ModelInfo(bits, fv, n_spam, n_ham), buckets, weights, counts, days, accs, tuple(records))
 
 
 def write(dump: ModelDump, fh: IO[bytes]) -> None:

@@ -22,7 +22,7 @@ import numpy.typing as npt
 from relayguard.message.facts import MessageFacts
 
 # Bump when tokens or hashing change: a model learned with other features is meaningless.
-FEATURES_VERSION = 2
+FEATURES_VERSION = 3
 
 # Verdicts, scores and traces of other filters (lower-case prefixes).
 VERDICT_HEADER_PREFIXES: tuple[str, ...] = (

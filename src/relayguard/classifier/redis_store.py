@@ -1,7 +1,8 @@
 """The model in Redis, shared by a fleet of scanners.
 
 Keys (under a prefix): `meta` (hash: bits, features_version, n_spam, n_ham), `w` (bucket -> weight),
-`c` (bucket -> touch count), `d` (bucket -> day last touched), `learned` (digest -> "label:step").
+`g` (bucket -> squared-gradient sum), `c` (bucket -> touch count), `d` (bucket -> day last touched),
+`learned` (digest -> "label:gradient").
 A classification is one HMGET of the message's buckets; a batch of learning is one MULTI/EXEC of
 HINCRBYFLOAT deltas, so concurrent learners add up and a dead client leaves no half-applied batch.
 """
@@ -51,11 +52,17 @@ class RedisStore(Store):
         if self.r.hsetnx(self._k("meta"), "bits", bits):
             self.r.hset(self._k("meta"), mapping={"features_version": features_version, "n_spam": 0, "n_ham": 0})
 
-    def weights(self, buckets: U32) -> F32:
+    def _floats(self, name: str, buckets: U32) -> F32:
         if len(buckets) == 0:
             return np.zeros(0, np.float32)
-        vals: list[Any] = self.r.hmget(self._k("w"), buckets.tolist())
+        vals: list[Any] = self.r.hmget(self._k(name), buckets.tolist())
         return np.array([0.0 if v is None else float(v) for v in vals], dtype=np.float32)
+
+    def weights(self, buckets: U32) -> F32:
+        return self._floats("w", buckets)
+
+    def accumulators(self, buckets: U32) -> F32:
+        return np.maximum(self._floats("g", buckets), 0.0)
 
     def record(self, digest: str) -> LearnedRecord | None:
         v: Any = self.r.hget(self._k("learned"), digest)
@@ -67,11 +74,12 @@ class RedisStore(Store):
     def commit(self, batch: Batch, day: int) -> None:
         if not batch:
             return
-        b, dw, dc = batch.reduce()
+        b, dw, dg, dc = batch.reduce()
         pipe: Any = self.r.pipeline(transaction=True)
-        kw, kc, kd = self._k("w"), self._k("c"), self._k("d")
-        for bucket, w, c in zip(b.tolist(), dw.tolist(), dc.tolist(), strict=True):
+        kw, kg, kc, kd = self._k("w"), self._k("g"), self._k("c"), self._k("d")
+        for bucket, w, g, c in zip(b.tolist(), dw.tolist(), dg.tolist(), dc.tolist(), strict=True):
             pipe.hincrbyfloat(kw, bucket, w)
+            pipe.hincrbyfloat(kg, bucket, g)
             if c:
                 pipe.hincrby(kc, bucket, c)
         for i in range(0, len(b), _CHUNK):
@@ -93,7 +101,7 @@ class RedisStore(Store):
         for i in range(0, len(dead), _CHUNK):
             chunk = dead[i : i + _CHUNK]
             pipe: Any = self.r.pipeline(transaction=True)
-            for k in ("w", "c", "d"):
+            for k in ("w", "g", "c", "d"):
                 pipe.hdel(self._k(k), *chunk)
             pipe.execute()
         return len(dead)
@@ -106,6 +114,7 @@ class RedisStore(Store):
         if info is None:
             raise StoreError("no model in this Redis")
         w = {int(k): float(v) for k, v in self.r.hscan_iter(self._k("w"), count=_CHUNK)}
+        g = {int(k): float(v) for k, v in self.r.hscan_iter(self._k("g"), count=_CHUNK)}
         c = self._hash_ints("c")
         d = self._hash_ints("d")
         keys = sorted(w)
@@ -121,19 +130,22 @@ class RedisStore(Store):
             np.array([w[k] for k in keys], dtype=np.float32),
             np.array([max(0, c.get(k, 0)) for k in keys], dtype=np.uint32),
             np.array([d.get(k, 0) for k in keys], dtype=np.uint32),
+            np.array([max(0.0, g.get(k, 0.0)) for k in keys], dtype=np.float32),
             tuple(records),
         )
 
     def load(self, dump: ModelDump) -> None:
         i = dump.info
         pipe: Any = self.r.pipeline(transaction=True)
-        pipe.delete(*(self._k(n) for n in ("meta", "w", "c", "d", "learned")))
+        pipe.delete(*(self._k(n) for n in ("meta", "w", "g", "c", "d", "learned")))
         pipe.hset(
             self._k("meta"),
             mapping={"bits": i.bits, "features_version": i.features_version, "n_spam": i.n_spam, "n_ham": i.n_ham},
         )
         keys = dump.buckets.tolist()
-        for name, arr in (("w", dump.weights.tolist()), ("c", dump.counts.tolist()), ("d", dump.days.tolist())):
+        columns = (("w", dump.weights.tolist()), ("g", dump.accs.tolist()), ("c", dump.counts.tolist()),
+                   ("d", dump.days.tolist()))
+        for name, arr in columns:
             for j in range(0, len(keys), _CHUNK):
                 pipe.hset(self._k(name), mapping=dict(zip(keys[j : j + _CHUNK], arr[j : j + _CHUNK], strict=True)))
         for j in range(0, len(dump.records), _CHUNK):

@@ -27,7 +27,7 @@ class ClassifierSettings(BaseModel):
     ham_threshold: Annotated[float, Field(ge=0.0, lt=0.5)] = 0.1
     # Model knobs; hash_bits only applies when a database is created.
     hash_bits: Annotated[int, Field(ge=16, le=26)] = 22
-    learning_rate: Annotated[float, Field(gt=0, le=1000)] = 20.0
+    learning_rate: Annotated[float, Field(gt=0, le=1000)] = 1.0
     # Expiry of rare, old features (`relayguard learn --expire`).
     expire_min_count: Annotated[int, Field(ge=1)] = 2
     expire_days: Annotated[int, Field(ge=1)] = 180

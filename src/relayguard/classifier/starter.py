@@ -47,6 +47,6 @@ def seed_if_empty(store: Store) -> bool:
         return False
     # Start the expiry clock at installation, not at the day the starter was built.
     days = np.full(len(dump.buckets), today(), dtype=np.uint32)
-    store.load(ModelDump(dump.info, dump.buckets, dump.weights, dump.counts, days, ()))
+    store.load(ModelDump(dump.info, dump.buckets, dump.weights, dump.counts, days, dump.accs, ()))
     log.info("classifier seeded from the starter model (%d spam, %d ham learned)", dump.info.n_spam, dump.info.n_ham)
     return True
