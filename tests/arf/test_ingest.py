@@ -49,9 +49,9 @@ def test_every_fixture_is_kept_and_counted() -> None:
     files = [str(p) for p in sorted([*RFC.glob("*.eml"), *REAL.glob("*.eml")])]
     results = [ing.ingest(data, src) for src, data in iter_reports(files, errors)]
     assert not errors
-    assert len(results) == 26  # 5 RFC + 20 real + 1 not a report
+    assert len(results) == 27  # 5 RFC + 21 real + 1 not a report
     c = ing.store.counts()
-    assert c["unparseable"] == 1 and c["matched"] == 0 and c["unmatched"] == 25 and c["total"] == 26
+    assert c["unparseable"] == 1 and c["matched"] == 0 and c["unmatched"] == 26 and c["total"] == 27
     bad = ing.store.recent(status="unparseable")[0]
     assert "not a feedback report" in bad.detail and ing.store.raw(bad.id or 0)
 

@@ -76,6 +76,7 @@ EXPECTED: dict[str, tuple[Any, ...]] = {
     ),
     "sisimai-arf-21": (True, "abuse", "ReturnPathFBL/1.0", "198.51.100.224", 0, "message", None),
     "sisimai-arf-22": (False, "abuse", None, "203.0.113.245", 1, "message", None),
+    "sisimai-arf-23": (False, "abuse", None, "203.0.113.245", 1, "message", None),
     "sisimai-arf-24": (False, "abuse", None, "203.0.113.245", 1, "message", None),
     "sisimai-arf-25": (True, "abuse", "ReturnPathFBL/2.0", "10.0.0.1", 1, "message", None),
     "sisimai-optout": (True, "opt-out", "ARF-Agent/1.0", None, 0, "headers", None),

@@ -58,7 +58,7 @@ def test_every_parsed_fixture_rebuilds_identically() -> None:
         orig = r.original.data if r.original is not None else None
         _roundtrip(r, orig, headers_only=r.original is not None and r.original.kind == "headers")
         n += 1
-    assert n == 25
+    assert n == 26
 
 
 def test_generated_report_for_outbound_spam() -> None:
