@@ -44,7 +44,8 @@ def run_one(make: Callable[[Path], Contestant], base: Path, protocol: str, train
     work = Path(tempfile.mkdtemp(prefix="c-", dir=base))
     c = make(work)
     try:
-        res: dict[str, object] = {"name": c.name, "version": c.version(), "protocol": protocol}
+        res: dict[str, object] = {"name": c.name, "version": c.version(), "protocol": protocol,
+                                  "run": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")}
         if protocol == "split":
             t0, w0, p0 = c.cpu(), time.monotonic(), getattr(c, "parse_cpu", None)
             c.learn(train)
@@ -99,8 +100,8 @@ def report(results: list[dict[str, object]], corpus: Path, n: int, n_spam: int, 
         "other work: noisy.",
         "",
         "| protocol | contestant | version | (1-ROCA)% | spam caught @0.1% FP | @1% FP | ham ≥ 0.5 | spam < 0.5 "
-        "| learn msg/s/core | classify msg/s/core |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| learn msg/s/core | classify msg/s/core | run started |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in results:
         if r["protocol"] == "split":
@@ -114,7 +115,7 @@ def report(results: list[dict[str, object]], corpus: Path, n: int, n_spam: int, 
         lines.append(
             f"| {r['protocol']} | {r['name']} | {r['version']} | {r['one_minus_roca_pct']:.4f} | "
             f"{100 * r['caught_at_01']:.1f}% | {100 * r['caught_at_1']:.1f}% | "  # type: ignore[operator]
-            f"{r['fp_at_half']} | {r['fn_at_half']} | {rates} |"
+            f"{r['fp_at_half']} | {r['fn_at_half']} | {rates} | {r.get('run', '')} |"
         )
     lines += ["", "## Ham scored ≥ 0.5, by file", ""]
     for r in results:
@@ -134,6 +135,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, default=REPO / "bench" / "RESULTS.md")
     ap.add_argument("--json", type=Path, default=None, help="also write raw results as JSON")
     ap.add_argument("--workdir", type=Path, default=None)
+    ap.add_argument("--reuse", type=Path, default=None,
+                    help="JSON of an earlier run on the same corpus and split: its rows for contestants not run "
+                         "now are reported too (marked with the time of that run)")
     a = ap.parse_args(argv)
     base = Path(tempfile.mkdtemp(prefix="rg-accuracy-", dir=a.workdir))
     try:
@@ -149,6 +153,14 @@ def main(argv: list[str] | None = None) -> int:
                       f"ham>=0.5={r['fp_at_half']} spam<0.5={r['fn_at_half']} "
                       f"({time.monotonic() - t:.0f}s)", file=sys.stderr, flush=True)
                 results.append(r)
+        if a.reuse:
+            ran = {r["name"] for r in results}
+            for r in json.loads(a.reuse.read_text()):
+                if r["name"] not in ran and r["n"] in (len(train), len(test), len(msgs)):
+                    r.setdefault("run", "earlier run")
+                    results.append(r)
+            order = {n: i for i, n in enumerate(["relayguard", "bogofilter", "sa-bayes", "rspamd-bayes"])}
+            results.sort(key=lambda r: (r["protocol"] != "split", order.get(str(r["name"]), 9)))
         n_spam = sum(m.label for m in msgs)
         text = report(results, a.corpus, len(msgs), n_spam, len(train), len(test), a.limit)
         a.out.write_text(text)
