@@ -210,3 +210,42 @@ def test_detector_state_shared_by_two_relays(redis_server: RedisServer, clock: M
     assert b.store.get("login:none") is None
     _shared(redis_server, clock).put_blob("login:bad", "outbound", "{not json", clock.now())
     assert a.store.get("login:bad") is None  # corrupt state: start afresh, never crash
+
+
+def test_cli_and_two_processes_on_one_redis(redis_server: RedisServer, tmp_path: Path) -> None:
+    """The real thing across processes: `relayguard incidents block` queues in Redis, another relayguard
+    process (relay B) applies it, and this process (relay A) refuses the customer's next message."""
+    import subprocess
+    import sys
+
+    from relayguard.config import load_config
+    from relayguard.containment.factory import build
+
+    def cfg(name: str) -> Path:
+        p = tmp_path / f"{name}.toml"
+        p.write_text(
+            f'[storage]\ndata_dir = "{tmp_path / name}"\nredis_url = "{redis_server.url}"\n\n'
+            f'[containment]\nrelay = "{name}"\nshared_state = "redis"\nlist_on_block = false\n'
+        )
+        return p
+
+    a = build(load_config(cfg("relayA")))
+    assert a.decide("login:carol").state is S.NORMAL
+    cli = [sys.executable, "-c", "from relayguard.app.cli import main; main()"]
+    r = subprocess.run(
+        [*cli, "incidents", "block", "login:carol", "--config", str(cfg("cli")), "--json"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert r.returncode == 0, r.stderr
+    res = a.poll()  # relay A applies the command (claims the state change for the fleet)
+    assert [(x.command.kind, x.applied) for x in res] == [("block", True)]
+    relay_b = (
+        "import sys; from relayguard.config import load_config; from relayguard.containment.factory import build;"
+        "c = build(load_config(sys.argv[1])); print(c.decide('login:carol').action.policy, len(c.poll()))"
+    )
+    r = subprocess.run([sys.executable, "-c", relay_b, str(cfg("relayB"))], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split() == ["REJECT", "0"]  # relay B, another process, sees it; nothing left to apply
+    a.close()
