@@ -213,8 +213,8 @@ def test_detector_state_shared_by_two_relays(redis_server: RedisServer, clock: M
 
 
 def test_cli_and_two_processes_on_one_redis(redis_server: RedisServer, tmp_path: Path) -> None:
-    """The real thing across processes: `relayguard incidents block` queues in Redis, another relayguard
-    process (relay B) applies it, and this process (relay A) refuses the customer's next message."""
+    """The real thing across processes: `relayguard incidents block` (a process) queues in Redis, this
+    relayguard (relay A) applies it, and another relayguard process (relay B) refuses the customer's mail."""
     import subprocess
     import sys
 
