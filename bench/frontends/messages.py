@@ -89,7 +89,8 @@ class MilterClient:
             raise RuntimeError(f"unexpected milter reply {cmd!r}")
 
     async def open(self) -> None:
-        mta = m.MtaSide(actions=m.Actions(0x1FF), steps=m.Steps(0x1FFFFF & ~0x1FF))
+        # Offer what Postfix 3.x offers: every action, and every "no reply" step (the filter picks).
+        mta = m.MtaSide(actions=m.Actions(0x1FF), steps=m.NO_REPLY_STEPS | m.Steps.NOUNKNOWN | m.Steps.SKIP)
         self.w.write(mta.optneg())
         await self.w.drain()
         _, data = await self.reply()

@@ -132,6 +132,8 @@ class MilterService:
                     continue
                 if isinstance(event, m.OptionNegotiation):
                     writer.write(conn.negotiate())
+                    log.debug("milter negotiated: version %d, actions %r, steps %r (MTA offered %r)",
+                              conn.version, conn.actions, conn.steps, event.steps)
                 elif isinstance(event, m.MailFrom):
                     if not in_message:
                         self.inflight.begin()
