@@ -152,8 +152,11 @@ class Simulation:
         # A private data dir: the classifier database learns only this run's training split, and the
         # starter model is off (it may have learned the very messages replayed here).
         d = Path(self._tmp.name)
+        # Generous time budgets: on a loaded machine a real-time timeout would make a run depend on the
+        # load instead of the seed (the clock the detector sees is simulated anyway).
         return load_config_text(
-            f'[storage]\ndata_dir = "{d.as_posix()}"\n[classifier]\nstarter = false\nmin_learned = 1\n',
+            f'[storage]\ndata_dir = "{d.as_posix()}"\n[classifier]\nstarter = false\nmin_learned = 1\n'
+            "[pipeline]\nbudget = 600.0\ncheck_timeout = 600.0\n",
             "simulate",
         )
 
