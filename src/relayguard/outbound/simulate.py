@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from relayguard.checks.api import Check
-from relayguard.config import load_config_text
+from relayguard.config import load_config, load_config_text
 from relayguard.config.schema import Settings
 from relayguard.core.actions import Action
 from relayguard.core.clock import ManualClock
@@ -69,6 +69,7 @@ class SimConfig:
     train_fraction: float = 0.5
     templates: int = 5
     max_messages: int = 0  # per corpus side, 0 = all (tests use a few)
+    config: Path | None = None  # an operator's configuration file (e.g. other [outbound] values)
 
 
 @dataclass
@@ -150,14 +151,17 @@ class Simulation:
 
     def _settings(self) -> Settings:
         # A private data dir: the classifier database learns only this run's training split, and the
-        # starter model is off (it may have learned the very messages replayed here).
+        # starter model is off (it may have learned the very messages replayed here). Generous time
+        # budgets: on a loaded machine a real-time timeout would make a run depend on the load instead of
+        # the seed (the clock the detector sees is simulated anyway).
+        base = load_config(self.cfg.config) if self.cfg.config else load_config_text("", "defaults")
         d = Path(self._tmp.name)
-        # Generous time budgets: on a loaded machine a real-time timeout would make a run depend on the
-        # load instead of the seed (the clock the detector sees is simulated anyway).
-        return load_config_text(
-            f'[storage]\ndata_dir = "{d.as_posix()}"\n[classifier]\nstarter = false\nmin_learned = 1\n'
-            "[pipeline]\nbudget = 600.0\ncheck_timeout = 600.0\n",
-            "simulate",
+        return base.model_copy(
+            update={
+                "storage": base.storage.model_copy(update={"data_dir": str(d)}),
+                "classifier": base.classifier.model_copy(update={"starter": False, "min_learned": 1}),
+                "pipeline": base.pipeline.model_copy(update={"budget": 600.0, "check_timeout": 600.0}),
+            }
         )
 
     # ------------------------------------------------------------------ corpus and classifier

@@ -90,6 +90,13 @@ def _table(rep: dict[str, Any]) -> Any:
     type=click.IntRange(1, 10_000),
     help="Spam templates the campaign rotates through (more: less help from campaign matching).",
 )
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="Configuration file to simulate with (e.g. your [outbound] values).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @click.option("--no-progress", is_flag=True, help="No progress bar on stderr.")
 def simulate(
@@ -101,13 +108,16 @@ def simulate(
     days: float,
     train_fraction: float,
     templates: int,
+    config_path: Path | None,
     as_json: bool,
     no_progress: bool,
 ) -> None:
     """An ISP in a box: replay real mail from N customers, K of them infected, through the real decision
     path on a simulated clock, and compare compromised-customer detection with a fixed-rate limit."""
     d_ham, d_spam = default_corpus(REPO_ROOT)
-    cfg = SimConfig(ham_dir or d_ham, spam_dir or d_spam, customers, infected, seed, days, train_fraction, templates)
+    cfg = SimConfig(
+        ham_dir or d_ham, spam_dir or d_spam, customers, infected, seed, days, train_fraction, templates, 0, config_path
+    )
     if not cfg.ham_dir.is_dir() or not cfg.spam_dir.is_dir():
         raise click.UsageError(f"no corpus at {cfg.ham_dir} / {cfg.spam_dir}: pass --ham and --spam")
     sim = Simulation(cfg)
