@@ -131,12 +131,7 @@ class OutboundDetector:
 
     @classmethod
     def from_settings(cls, settings: Settings, clock: Clock | None = None) -> OutboundDetector:
-        s = (
-            OutboundSettings.model_validate(settings.outbound)
-            if isinstance(settings.outbound, dict)
-            else settings.outbound
-        )
-        assert isinstance(s, OutboundSettings)
+        s = settings.outbound
         static = StaticAssignments.load(s.static_assignments) if s.static_assignments else None
         leases = LeaseHistory(s.lease_history)
         if s.lease_file:
