@@ -67,3 +67,16 @@ def test_stand_in_classifier_separates_obvious_text() -> None:
     spam = nb.spam_probability(facts("casino winner cheap pills"))
     ham = nb.spam_probability(facts("project meeting schedule"))
     assert spam is not None and ham is not None and spam > 0.9 > 0.1 > ham
+
+
+def test_verdict_source_from_settings(tmp_path: Path) -> None:
+    from relayguard.config import load_config_text
+    from relayguard.outbound.verdicts import ClassifierVerdicts, verdict_source_from_settings
+
+    off = load_config_text(f'[storage]\ndata_dir = "{tmp_path.as_posix()}"\n[classifier]\nenabled = false\n')
+    assert verdict_source_from_settings(off) is None
+    on = load_config_text(f'[storage]\ndata_dir = "{tmp_path.as_posix()}"\n[classifier]\nstarter = false\n')
+    src = verdict_source_from_settings(on)
+    assert isinstance(src, ClassifierVerdicts)
+    p = src.spam_probability(facts("hello"))
+    assert p is not None and 0.0 <= p <= 1.0

@@ -94,3 +94,17 @@ class StandInNaiveBayes:
         p = 1.0 / (1.0 + math.exp(-max(-30.0, min(30.0, logit / 4.0))))
         self._cache[facts.raw] = p
         return p
+
+
+def verdict_source_from_settings(settings: Any) -> ClassifierVerdicts | None:
+    """The built-in classifier as a verdict source when it is enabled and opens; else None, and the
+    updater falls back to the pipeline's score (so Rspamd / SpamAssassin style scores still count)."""
+    try:
+        from relayguard.classifier.api import Classifier, classifier_settings
+
+        if not classifier_settings(settings).enabled:
+            return None
+        return ClassifierVerdicts(Classifier.open(settings))
+    except Exception as exc:  # a relay must run without its classifier
+        log.warning("classifier unavailable for outbound verdicts (%s: %s); using scores", type(exc).__name__, exc)
+        return None
