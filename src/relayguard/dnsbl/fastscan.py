@@ -70,18 +70,33 @@ def scan_ip4(data: bytes | bytearray, padded: bool = False) -> Scan:
         data = bytearray(data) + b"\n" * (KEY_WIDTH + 2)
     n_bytes = len(data) - (KEY_WIDTH + 2)
     arr = np.frombuffer(data, dtype=np.uint8)
-    nl = np.flatnonzero(arr[: n_bytes + 1] == 10)
+    # newlines a few MiB at a time: one boolean per byte of a 20 MB file would be the largest temporary
+    step = 1 << 22
+    ot = np.int32 if n_bytes < 2**31 - KEY_WIDTH - 4 else np.int64  # offsets: int32 while the file allows
+    pieces: list[np.ndarray] = []
+    for o in range(0, n_bytes + 1, step):
+        piece: np.ndarray = np.flatnonzero(arr[o : min(o + step, n_bytes + 1)] == 10).astype(ot)
+        piece += o
+        pieces.append(piece)
+    ends = np.concatenate(pieces)
+    del pieces
     if n_bytes and data[n_bytes - 1] == 10:
-        nl = nl[:-1]  # the newline we appended closes nothing
-    # int32 offsets while the file allows: these tables are the largest temporaries of a load
-    ends = nl.astype(np.int32 if n_bytes < 2**31 - KEY_WIDTH - 4 else np.int64)
+        ends = ends[:-1]  # the newline we appended closes nothing
     starts = np.empty_like(ends)
     if len(ends):
         starts[0] = 0
         starts[1:] = ends[:-1] + 1
     first = arr[starts] if len(starts) else np.zeros(0, np.uint8)
-    cand = np.flatnonzero((first >= 48) & (first <= 57))
-    fast_parts: list[tuple[np.ndarray, ...]] = []
+    cand = np.flatnonzero((first >= 48) & (first <= 57)).astype(np.int32)
+    # results go straight into arrays sized for every candidate line (no concatenation at the end,
+    # which would hold everything twice); the used prefix is returned as views
+    total = len(cand)
+    fl = np.empty(total, ends.dtype)
+    fa = np.empty(total, np.uint32)
+    fb = np.empty(total, np.uint8)
+    fk = np.empty(total, ends.dtype)
+    fh = np.empty(total, bool)
+    filled = 0
     slow_mask = np.ones(len(starts), dtype=bool)
     for c0 in range(0, len(cand), CHUNK):
         li = cand[c0 : c0 + CHUNK]
@@ -140,17 +155,15 @@ def scan_ip4(data: bytes | bytearray, padded: bool = False) -> Scan:
         has_value = ok & (term != 10) & (term != 35) & (term != 59)
         sel = np.flatnonzero(ok)
         slow_mask[li[sel]] = False
-        fast_parts.append((li[sel].astype(ends.dtype), addr[sel].astype(np.uint32), bits64[sel].astype(np.uint8),
-                           (s + keyend)[sel].astype(ends.dtype), has_value[sel]))
-    if fast_parts:
-        fl, fa, fb, fk, fh = (np.concatenate(x) for x in zip(*fast_parts, strict=True))
-    else:
-        fl = np.zeros(0, np.int64)
-        fa = np.zeros(0, np.uint32)
-        fb = np.zeros(0, np.uint8)
-        fk = np.zeros(0, np.int64)
-        fh = np.zeros(0, bool)
-    return Scan(data, starts, ends, fl, fa, fb, fk, fh, np.flatnonzero(slow_mask))
+        k = len(sel)
+        fl[filled : filled + k] = li[sel]
+        fa[filled : filled + k] = addr[sel]
+        fb[filled : filled + k] = bits64[sel]
+        fk[filled : filled + k] = (s + keyend)[sel]
+        fh[filled : filled + k] = has_value[sel]
+        filled += k
+    return Scan(data, starts, ends, fl[:filled], fa[:filled], fb[:filled], fk[:filled], fh[:filled],
+                np.flatnonzero(slow_mask))
 
 
 def expand_cidrs(addr: np.ndarray, bits: np.ndarray, vals: np.ndarray) -> list[list[tuple[np.ndarray, np.ndarray]]]:
