@@ -184,14 +184,20 @@ class Classifier:
                 return None
         return self.store.record(dg)
 
-    def _apply(self, idx: U32, g: float, sign: int) -> None:
-        """Add (sign=+1) or remove (sign=-1) gradient g on these buckets, AdaGrad-scaled."""
-        b = self._batch
-        assert b is not None
+    def _ensure_pending(self) -> None:
         if self._pending is None or self._pending_acc is None:
             self._pending = np.zeros(1 << self.bits, dtype=np.float32)
             self._pending_acc = np.zeros(1 << self.bits, dtype=np.float32)
-        acc = self.store.accumulators(idx) + self._pending_acc[idx]
+
+    def _apply(self, idx: U32, g: float, sign: int, stored_acc: F32 | None = None) -> None:
+        """Add (sign=+1) or remove (sign=-1) gradient g on these buckets, AdaGrad-scaled."""
+        b = self._batch
+        assert b is not None
+        self._ensure_pending()
+        assert self._pending is not None and self._pending_acc is not None
+        if stored_acc is None:
+            stored_acc = self.store.accumulators(idx)
+        acc = stored_acc + self._pending_acc[idx]
         g2 = np.float32(g * g)
         if sign > 0:
             acc = acc + g2
@@ -217,9 +223,12 @@ class Classifier:
             idx = self.extractor.indices(facts)
         if old is not None:
             self._unlearn(idx, old)
-        p = self.probability_of(idx)
+        self._ensure_pending()
+        assert self._pending is not None and self._pending_acc is not None
+        w, acc = self.store.weights_and_accumulators(idx)  # one freshness check for both
+        p = self.model.probability(w + self._pending[idx])
         g = self.model.gradient(p, is_spam, len(idx))
-        self._apply(idx, g, +1)
+        self._apply(idx, g, +1, acc)
         b.put[dg] = LearnedRecord(dg, is_spam, g)
         b.delete.discard(dg)
         if is_spam:

@@ -212,7 +212,11 @@ class FeatureExtractor:
         allh = np.concatenate(parts)
         # Fold 64 bits down, then mask: the high bits of the products carry most of the mixing.
         allh = (allh ^ (allh >> np.uint64(29))) & np.uint64(self.mask)
-        return np.unique(allh.astype(np.uint32))
+        # sort + mask is several times faster than np.unique's hash path on these small arrays
+        out = np.sort(allh.astype(np.uint32))
+        if len(out) > 1:
+            out = out[np.concatenate(([True], out[1:] != out[:-1]))]
+        return out
 
 
 def _domains(value: str) -> Iterable[str]:

@@ -121,6 +121,9 @@ class Store(ABC):
     def accumulators(self, buckets: U32) -> F32:
         """Current squared-gradient sums of these buckets (only learning needs them)."""
 
+    def weights_and_accumulators(self, buckets: U32) -> tuple[F32, F32]:
+        return self.weights(buckets), self.accumulators(buckets)
+
     @abstractmethod
     def record(self, digest: str) -> LearnedRecord | None: ...
 
@@ -255,10 +258,13 @@ class SqliteStore(Store):
         return mirror
 
     def accumulators(self, buckets: U32) -> F32:
+        return self.weights_and_accumulators(buckets)[1]
+
+    def weights_and_accumulators(self, buckets: U32) -> tuple[F32, F32]:
         self._want_acc = True
-        self._refresh()
+        w = self._refresh()
         assert self._acc is not None
-        return self._acc[buckets]
+        return w[buckets], self._acc[buckets]
 
     def _read(self) -> _Tx:
         return _Tx(self.db, "BEGIN")
