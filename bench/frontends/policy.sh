@@ -11,6 +11,9 @@ BENCH=${BENCH:-$ROOT/../shared/bench}
 export BENCH_RESULTS=${BENCH_RESULTS:-$ROOT/bench/results}
 mkdir -p "$BENCH_RESULTS"
 PY=${PYTHON:-$ROOT/.venv/bin/python}
+RG="$PY -c 'from relayguard.app.cli import main; main()' serve"
+# relayguard: the full decision path (containment, then the rate limit); relayguard-rate: the rule alone.
 exec python3 "$BENCH/policy/policy_bench.py" --anchors "${ANCHORS:-postfwd1,postfwd2}" \
-    --server "relayguard=$PY -c 'from relayguard.app.cli import main; main()' serve -c $HERE/policy.toml --policy 127.0.0.1:{port}" \
+    --server "relayguard=$RG -c $HERE/policy.toml --policy 127.0.0.1:{port}" \
+    --server "relayguard-rate=$RG -c $HERE/policy-rate-only.toml --policy 127.0.0.1:{port}" \
     "$@"
