@@ -194,6 +194,15 @@ def main() -> None:
                 shared = ResilientSharedState(RedisSharedState.from_url(url, f"bench{bg}:"))
                 results.append(run_backend("redis", shared, work, args.messages, args.customers, args.seed,
                                            background=bg))  # fmt: skip
+            from relayguard.containment.state_cache import CachedSharedState
+
+            cached = CachedSharedState(ResilientSharedState(RedisSharedState.from_url(url, "benchc:")), ttl=10.0)
+            while not cached.ready():
+                time.sleep(0.05)
+            r = run_backend("redis+cache", cached, work, args.messages, args.customers, args.seed, background=True)
+            r["cache_hits"], r["cache_misses"] = cached.hits, cached.misses
+            cached.close()
+            results.append(r)
             if args.postgres:
                 results.append(run_postgres(args, url, work))
         finally:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import secrets
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -249,3 +250,70 @@ def test_cli_and_two_processes_on_one_redis(redis_server: RedisServer, tmp_path:
     assert r.returncode == 0, r.stderr
     assert r.stdout.split() == ["REJECT", "0"]  # relay B, another process, sees it; nothing left to apply
     a.close()
+
+
+def _wait_for(pred: Any, timeout: float = 10.0) -> bool:
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if pred():
+            return True
+        time.sleep(0.02)
+    return False
+
+
+def test_state_cache_is_invalidated_by_any_relay(redis_server: RedisServer, tmp_path: Path, clock: ManualClock) -> None:
+    from relayguard.containment.state_cache import CachedSharedState
+
+    # a long ttl: only the pub/sub invalidation can make relay A see relay B's change
+    ca = CachedSharedState(_shared(redis_server, clock), ttl=3600.0, retry=0.0)
+    cb = CachedSharedState(_shared(redis_server, clock), ttl=3600.0, retry=0.0)
+    a = make_containment(SqliteStore(tmp_path / "a.sqlite3"), clock, ca, "relayA", ca, throttle_per_hour=1)
+    b = make_containment(SqliteStore(tmp_path / "b.sqlite3"), clock, cb, "relayB", cb, throttle_per_hour=1)
+    try:
+        assert _wait_for(lambda: ca.ready() and cb.ready())  # subscribed to invalidations
+        assert a.decide("login:carol", "m1").state is S.NORMAL
+        misses = ca.misses
+        assert a.decide("login:carol", "m2").state is S.NORMAL and ca.misses == misses  # served from the cache
+        assert b.escalate("login:carol", S.HELD, "sequential test") is not None
+        assert _wait_for(lambda: a.decide("login:carol").action.policy == "HOLD")
+        # throttled customers always ask Redis: their allowance is shared
+        assert a.escalate("login:dave", S.THROTTLED, "burst") is not None
+        assert a.decide("login:dave", "d1").action.policy == "DUNNO"
+        assert b.decide("login:dave", "d2").action.policy == "DEFER_IF_PERMIT"
+        assert a.decide("login:dave", "d3").action.policy == "DEFER_IF_PERMIT"
+        # the relay's own change is visible at once, without waiting for the echo
+        a.command("release", "login:carol")
+        a.poll()
+        assert a.decide("login:carol").state is S.NORMAL
+    finally:
+        ca.close()
+        cb.close()
+
+
+def test_state_cache_off_while_redis_is_down(redis_server: RedisServer, tmp_path: Path, clock: ManualClock) -> None:
+    from relayguard.containment.state_cache import CachedSharedState
+
+    cs = CachedSharedState(_shared(redis_server, clock), ttl=3600.0, retry=0.0)
+    c = make_containment(SqliteStore(tmp_path / "c.sqlite3"), clock, cs)
+    try:
+        c.escalate("login:erin", S.HELD, "sequential test")
+        assert c.decide("login:erin").action.policy == "HOLD"
+        redis_server.stop()
+        # the subscription breaks: the cache empties and the resilient layer answers, marked degraded
+        assert _wait_for(lambda: c.decide("login:erin").degraded)
+        d = c.decide("login:erin")
+        assert d.action.policy == "HOLD" and SHARED_STATE_FAIL.name in d.symbols
+        # Redis back: answers come from it again (the held state carried over), then from the cache again
+        redis_server.start()
+        clock.advance(6)
+        assert _wait_for(lambda: not c.decide("login:erin").degraded)
+        assert c.decide("login:erin").action.policy == "HOLD"
+        assert _wait_for(cs.ready)
+        hits = cs.hits
+        c.decide("login:erin")
+        c.decide("login:erin")
+        assert cs.hits > hits
+    finally:
+        cs.close()

@@ -219,7 +219,7 @@ def _queue(
     cs = containment_settings(settings)
     cmd = Command(kind, customer, time.time(), _actor(actor), reason, args or {})
     if cs.shared_state == "redis":
-        shared = open_shared(settings)
+        shared = open_shared(settings, cache=False)
         try:
             cid = shared.push_command(cmd)
         except Exception as e:

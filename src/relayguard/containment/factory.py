@@ -36,14 +36,20 @@ def open_store(settings: Settings) -> Store:
     return SqliteStore(cs.sqlite_path or (settings.storage.data_path() / "containment.sqlite3"))
 
 
-def open_shared(settings: Settings, clock: Clock | None = None) -> SharedState:
+def open_shared(settings: Settings, clock: Clock | None = None, cache: bool = True) -> SharedState:
+    """The configured shared state; `cache=False` for short-lived users (the CLI) that only queue commands."""
     cs = containment_settings(settings)
     bounds = Bounds(cs.state_ttl, cs.dedupe_ttl, cs.max_ids_per_customer, cs.max_customers)
     if cs.shared_state == "redis":
         if not settings.storage.redis_url:
             raise ValueError("[containment] shared_state = 'redis' needs [storage] redis_url")
         primary = RedisSharedState.from_url(settings.storage.redis_url, cs.redis_prefix, bounds, cs.redis_timeout)
-        return ResilientSharedState(primary, retry=cs.redis_retry, clock=clock)
+        resilient = ResilientSharedState(primary, retry=cs.redis_retry, clock=clock)
+        if cache and cs.state_cache > 0:
+            from relayguard.containment.state_cache import CachedSharedState
+
+            return CachedSharedState(resilient, ttl=cs.state_cache, retry=cs.redis_retry)
+        return resilient
     return MemorySharedState(bounds, clock)
 
 

@@ -20,6 +20,7 @@ class ContainmentSettings(BaseModel):
     redis_prefix: str = "rg:c:"
     redis_timeout: Annotated[float, Field(gt=0, le=10)] = 0.25  # seconds per Redis call before falling back
     redis_retry: Annotated[float, Field(gt=0)] = 5.0  # seconds between reconnect attempts while Redis is down
+    state_cache: Annotated[float, Field(ge=0, le=3600)] = 10.0  # seconds a state read from Redis is reused; 0 = off
 
     # --- retention and bounds ---
     decision_retention: Annotated[float, Field(gt=0)] = 30 * 86400.0

@@ -70,7 +70,10 @@ class Bounds:
 
 
 class SharedState(Protocol):
-    degraded: bool  # the last call answered from local state because the shared store failed
+    @property
+    def degraded(self) -> bool:
+        """The last call answered from local state because the shared store failed."""
+        ...
 
     def get_state(self, customer: str) -> StateRecord: ...
 
@@ -297,7 +300,7 @@ class MemorySharedState:
 
 # ------------------------------------------------------------------------------------------ redis
 
-# KEYS[1] state hash; ARGV expected, new, t, reason, ttl_ms
+# KEYS[1] state hash; ARGV expected, new, t, reason, ttl_ms, invalidation channel, customer
 _TRANSITION = """
 local cur = redis.call('HGET', KEYS[1], 'state') or 'normal'
 if cur ~= ARGV[1] then return 0 end
@@ -308,6 +311,8 @@ if ARGV[2] == 'watched' or ARGV[2] == 'normal' then
 else
   redis.call('PERSIST', KEYS[1])
 end
+-- tell every relay's local cache (state_cache.py), atomically with the change
+redis.call('PUBLISH', ARGV[6], ARGV[7])
 return 1
 """
 
@@ -412,6 +417,11 @@ class RedisSharedState:
         )
         return cls(client, prefix, bounds)
 
+    @property
+    def channel(self) -> str:
+        """Pub/sub channel announcing every state change (payload: the customer)."""
+        return f"{self.prefix}changed"
+
     def _k(self, customer: str, suffix: str) -> str:
         return f"{self.prefix}{{{customer}}}:{suffix}"
 
@@ -433,7 +443,8 @@ class RedisSharedState:
         self, customer: str, expected: ContainmentState, new: ContainmentState, t: float, reason: str
     ) -> bool:
         ok = self._transition(
-            keys=[self._k(customer, "s")], args=[expected.value, new.value, repr(t), reason, self._ttl_ms]
+            keys=[self._k(customer, "s")],
+            args=[expected.value, new.value, repr(t), reason, self._ttl_ms, self.channel, customer],
         )
         return bool(int(ok))
 
