@@ -2,6 +2,9 @@ from __future__ import annotations
 
 import random
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from outbound.helpers import facts
 from relayguard.config import load_config_text
 from relayguard.core.actions import Action
@@ -128,3 +131,29 @@ async def test_through_the_pipeline() -> None:
     assert actions[-1] is Action.QUARANTINE
     v = await pipe.process(facts(HAMS[0], sasl="someone-else"))
     assert v.action is Action.NO_ACTION
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.floats(0.0, 0.2),  # content verdicts of a normal customer (at most theta0)
+            st.integers(1, 600),  # seconds to the next message
+            st.integers(1, 50),  # recipients
+            st.integers(0, 3),  # which body (copies included)
+        ),
+        min_size=1,
+        max_size=60,
+    )
+)
+def test_ham_verdicts_never_contain_a_customer_whatever_the_behaviour(
+    stream: list[tuple[float, int, int, int]],
+) -> None:
+    clock = ManualClock(0.0)
+    det = OutboundDetector(OutboundSettings(), clock)
+    for i, (p, dt, n, body) in enumerate(stream):
+        clock.advance(dt)
+        rcpt = tuple(f"r{i}.{k}@d{i}-{k}.example" for k in range(n))
+        det.observe(facts(HAMS[body] + f" {i % 2}", sasl="busy", rcpt=rcpt, mail_from=f"s{i}@x{i}.example"), p)
+    st_ = det.state_of("login:busy")
+    assert st_ is not None and not st_.compromised
