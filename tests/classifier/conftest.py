@@ -19,7 +19,9 @@ SAMPLES = REPO / "samples" / "corpus"
 
 
 def settings_for(tmp: Path, extra: str = "") -> Settings:
-    return load_config_text(f'[storage]\ndata_dir = "{tmp.as_posix()}"\n[classifier]\nstarter = false\n{extra}')
+    # Tests start from an empty model unless they ask for the starter.
+    starter = "" if "starter" in extra else "starter = false\n"
+    return load_config_text(f'[storage]\ndata_dir = "{tmp.as_posix()}"\n[classifier]\n{starter}{extra}')
 
 
 @pytest.fixture
