@@ -66,3 +66,33 @@ def test_spam_stream_is_watched_then_held_and_release_restarts_the_test(
         clock.advance(300)
         apply_outcome(c, det, det.observe(facts(f"lunch on friday {i}", "honest@isp.example", "lunch"), 0.02))
     assert c.decide("login:honest@isp.example").state is S.NORMAL
+
+
+async def test_pipeline_detection_then_containment(containment: Containment, clock: ManualClock, settings) -> None:  # type: ignore[no-untyped-def]
+    """In the pipeline: the detector's verdict stream escalates the customer, and the containment check
+    then quarantines (milter: Postfix hold queue) the customer's next message."""
+    from relayguard.containment.check import ContainmentCheck, ContainmentUpdater
+    from relayguard.containment.detection import EscalatingUpdater
+    from relayguard.core.actions import Action
+    from relayguard.outbound.detector import OutboundUpdater
+    from relayguard.pipeline import Pipeline
+
+    class Spammy:
+        def spam_probability(self, facts: MessageFacts) -> float:
+            return 0.98
+
+    c = containment
+    det = OutboundDetector(OutboundSettings(suspect_action=Action.NO_ACTION), clock)
+    pipe = Pipeline(
+        settings, [ContainmentCheck(c)], [EscalatingUpdater(c, OutboundUpdater(det, Spammy())), ContainmentUpdater(c)]
+    )
+    actions = []
+    for i in range(10):
+        clock.advance(30)
+        v = await pipe.process(facts(f"different spam body {i} {i * 104729}", "bot@isp.example", f"s{i}"))
+        actions.append(v.action)
+        if v.action is Action.QUARANTINE:
+            break
+    assert actions[-1] is Action.QUARANTINE and len(actions) <= 7
+    inc = c.store.current_incident("login:bot@isp.example")
+    assert inc is not None and inc.state == "held" and inc.evidence  # the held message is evidence

@@ -12,9 +12,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from relayguard.checks.api import Updater
 from relayguard.containment.service import Containment
 from relayguard.containment.states import ContainmentState, Transition
-from relayguard.outbound.detector import OutboundDetector, Outcome
+from relayguard.message.facts import MessageFacts
+from relayguard.outbound.detector import OutboundDetector, OutboundUpdater, Outcome, probability_from_verdict
+from relayguard.scoring.verdict import Verdict
 
 
 def sprt_evidence(detector: OutboundDetector, customer: str) -> dict[str, Any]:
@@ -73,3 +76,28 @@ def apply_outcome(containment: Containment, detector: OutboundDetector, outcome:
         if tr is not None:
             out.append(tr)
     return out
+
+
+class EscalatingUpdater(Updater):
+    """The outbound detector's after-verdict update followed by containment's escalation, in one updater.
+
+    Use it in place of `OutboundUpdater` when containment is on: the outcome of this very message is
+    applied (no shared `last` read by another updater), and the same spam probability feeds the test.
+    """
+
+    name = "OUTBOUND"
+
+    def __init__(self, containment: Containment, outbound: OutboundUpdater) -> None:
+        self.containment = containment
+        self.outbound = outbound
+
+    async def update(self, facts: MessageFacts, verdict: Verdict) -> None:
+        o = self.outbound
+        p = (
+            o.source.spam_probability(facts)
+            if o.source is not None
+            else probability_from_verdict(verdict, o.add_header)
+        )
+        outcome = o.detector.observe(facts, p)
+        o.last = outcome
+        apply_outcome(self.containment, o.detector, outcome)
