@@ -209,3 +209,19 @@ async def test_file_still_being_written_is_not_loaded(server: DnsblServer, datad
     assert not server.catalog.files_changed()
     os.utime(path, (1_000_000_000, 1_000_000_000))
     assert server.catalog.files_changed()
+
+
+async def test_expired_data_is_not_served_and_version_bind(datadir: Path) -> None:
+    (datadir / "old.zone").write_text("$TIMESTAMP 2020:01:01 +1d\n10.0.0.1\n")
+    cat = Catalog([ZoneSpec.parse("old.test:ip4set:old.zone"), ZoneSpec.parse("bl.test:ip4set:ip4set.zone")],
+                  Limits(), workdir=str(datadir))
+    cat.load()
+    srv = DnsblServer(cat, [("127.0.0.1", 0)], check_interval=0)
+    await srv.start()
+    try:
+        r = await udp(srv, dns.message.make_query("1.0.0.10.old.test", "A"))
+        assert r.rcode() == dns.rcode.SERVFAIL
+        r = await udp(srv, dns.message.make_query("version.bind", "TXT", rdclass="CH"))
+        assert rrs(r) == [("TXT", '"relayguard"')]
+    finally:
+        await srv.stop()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ipaddress
 import struct
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -28,6 +29,7 @@ T_IXFR = 251
 T_AXFR = 252
 T_ANY = 255
 C_IN = 1
+C_CH = 3
 C_ANY = 255
 
 NOERROR, FORMERR, SERVFAIL, NXDOMAIN, NOTIMP, REFUSED = 0, 1, 2, 3, 4, 5
@@ -291,8 +293,9 @@ class Zone:
     ns_ttl: int = 0
     soa_ttl: int = 0
     ttl: int = 2100
-    # extra serial for live zones: moved on every change
     live: bool = False
+    # the earliest $TIMESTAMP expiry among the datasets: past it, the zone is not served (as rbldnsd)
+    expires: float | None = None
 
     @property
     def labels(self) -> tuple[str, ...]:
@@ -302,6 +305,8 @@ class Zone:
         """Pick SOA and NS the way rbldnsd does: from the first dataset (command-line order) that has them."""
         self.soa = None
         self.ns = []
+        exp = [ds.meta.expires for ds in self.datasets if ds.meta.expires is not None]
+        self.expires = min(exp) if exp else None
         for ds in self.datasets:
             m = ds.meta
             if self.soa is None and m.soa is not None:
@@ -365,6 +370,9 @@ class ZoneSet:
 
     def resolve(self, labels: tuple[str, ...], qtype: int, qclass: int, peer: str | None = None) -> Result:
         """labels: the lowercase question name, leftmost first."""
+        if qclass == C_CH and qtype in (T_TXT, T_ANY) and labels == ("version", "bind"):
+            # rbldnsd tells its version here; we tell only the name
+            return Result(NOERROR, False, [RR(T_TXT, 0, txt_rdata("relayguard"))], [])
         if qclass not in (C_IN, C_ANY):
             return Result(FORMERR, False, [], [])
         if qtype >= 250 and qtype != T_ANY:
@@ -372,6 +380,8 @@ class ZoneSet:
         zone = self.find_zone(labels)
         if zone is None:
             return Result(REFUSED, False, [], [])
+        if zone.expires is not None and zone.expires < time.time():
+            return Result(SERVFAIL, False, [], [])  # expired data ($TIMESTAMP) is not served
         aa = qclass == C_IN
         rel = labels[: len(labels) - len(zone.labels)]
         acl_rec: Rec | None = None

@@ -289,7 +289,7 @@ class FastPath:
         lengths: set[int] = set()
         for z in zs.zones:
             fz = FastZone(z)
-            simple = (z.acl is None and zs.global_acl is None and zs.lazy
+            simple = (z.acl is None and zs.global_acl is None and zs.lazy and z.expires is None
                       and all(ds.kind in _SIMPLE_KINDS for ds in z.datasets))
             # the first zone of a name wins, as in ZoneSet.find_zone; a zone with non-simple parts makes
             # its name (and so every name under it) go the general way
