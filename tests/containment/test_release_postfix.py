@@ -133,20 +133,24 @@ def relay(request: pytest.FixtureRequest) -> Iterator[tuple[Any, Any, Containmen
     sink.start()
     store = SqliteStore(root / "containment.sqlite3")
     c = Containment(ContainmentSettings(relay="relay1"), store, MemorySharedState(), relay="relay1")
-    server = PolicyThread(ContainmentDecider(c), 0) if front == "policy" else MilterThread(c, 0)
-    server.start()
-    where = f"inet:127.0.0.1:{server.port}"
-    if front == "policy":
-        pf = Instance(root, sink.port, policy=where, users=USERS)
-    else:
-        pf = Instance(root, sink.port, milter=where, users=USERS)
-    c.postsuper = PostsuperCli(config_dir=str(pf.config))
+    server: PolicyThread | None = None
+    pf: Any = None
     try:
+        server = PolicyThread(ContainmentDecider(c), 0) if front == "policy" else MilterThread(c, 0)
+        server.start()
+        where = f"inet:127.0.0.1:{server.port}"
+        if front == "policy":
+            pf = Instance(root, sink.port, policy=where, users=USERS)
+        else:
+            pf = Instance(root, sink.port, milter=where, users=USERS)
+        c.postsuper = PostsuperCli(config_dir=str(pf.config))
         pf.start()
         yield pf, sink, c, h
     finally:
-        pf.stop()
-        server.stop()
+        if pf is not None:
+            pf.stop()
+        if server is not None:
+            server.stop()
         sink.stop()
         store.close()
         shutil.rmtree(root, ignore_errors=True)
