@@ -163,8 +163,10 @@ def main() -> int:
     variants.append(("lr20", "osb2-allhdr", lambda: lr_online(22, 20.0)))
     for t in (0.1, 0.25, 0.4):
         variants.append((f"thick{t}", "osb2", lambda t=t: lr_variant(22, 20.0, thick=t)))
-    for r in (0.05, 0.1, 0.3, 1.0, 2.0, 3.0, 5.0):
+    for r in (0.05, 0.1, 0.3, 1.0, 1.5, 2.0, 3.0, 5.0):
         variants.append((f"adagrad{r}", "osb2", lambda r=r: lr_variant(22, r, adagrad=True)))
+    for ex in ("no-osb", "osb1", "full", "osb2-allhdr", "osb2-20"):
+        variants.append(("ag1.0", ex, lambda ex=ex: lr_variant(22 if ex != "osb2-20" else 20, 1.0, adagrad=True)))
     for name, ex, make in variants:
         if a.variants != "all" and not any(f"{name}/{ex}".startswith(v) for v in a.variants.split(",")):
             continue
