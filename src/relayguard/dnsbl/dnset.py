@@ -66,9 +66,11 @@ def _merge(meta: Meta, where: str, target: dict[str, Vals], names: list[str], va
     target.update(new)
 
 
-def _bulk(seg: list[str], st: _Lines, exact: dict[str, Vals], wild: dict[str, Vals], where: str) -> None:
-    """A run of bare names, all with the default value in force."""
+def _bulk(lines: list[str], st: _Lines, exact: dict[str, Vals], wild: dict[str, Vals], where: str) -> None:
+    """The bare names among lines, all with the default value in force."""
     val = st.dflt
+    seg = [ln for ln in lines  # the bare names
+           if ln and ln[0] not in _SLOW_FIRST and " " not in ln and "\t" not in ln and (ln[0] != "*" or ln[1:2] == ".")]
     _merge(st.meta, where, exact, _norm([ln for ln in seg if ln[0] != "." and ln[0] != "*"]), val)
     both = _norm([ln[1:] for ln in seg if ln[0] == "."])
     _merge(st.meta, where, wild, both + _norm([ln[2:] for ln in seg if ln[0] == "*"]), val)
@@ -163,17 +165,20 @@ class DnSet:
             # Bare names (and .x / *.x wildcards) with the default value are the bulk of real lists: they
             # are handled a run at a time with list comprehensions and dict operations; every other line
             # (specials, defaults, values, exclusions) goes through the line parser, in order.
-            other = [i for i, ln in enumerate(lines)
+            other = [i for i, ln in enumerate(lines)  # not a bare name (inlined: runs once per line)
                      if not ln or ln[0] in _SLOW_FIRST or " " in ln or "\t" in ln or (ln[0] == "*" and ln[1:2] != ".")]
+            # only a default line (":A:TXT") changes what bare names mean: bulk runs end there, other
+            # lines (values, exclusions, specials) go through the line parser as they come
             start = 0
-            for i in [*other, len(lines)]:
-                if i > start:
+            for i in other:
+                raw = lines[i].lstrip(" \t")
+                if raw[:1] == ":" and raw[1:2] != "$":
                     _bulk(lines[start:i], st, exact, wild, f"{name}:{start + 1}")
-                if i < len(lines):
-                    entry = entry_line(meta, lines[i], name, i + 1, limits.defttl)
-                    if entry is not None:
-                        st.line(f"{name}:{i + 1}", entry)
-                start = i + 1
+                    start = i + 1
+                entry = entry_line(meta, lines[i], name, i + 1, limits.defttl)
+                if entry is not None:
+                    st.line(f"{name}:{i + 1}", entry)
+            _bulk(lines[start:], st, exact, wild, f"{name}:{start + 1}")
         recs.freeze()
         return cls(meta, recs, exact, wild, limits)
 
