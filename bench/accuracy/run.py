@@ -63,7 +63,12 @@ def run_one(make: Callable[[Path], Contestant], base: Path, protocol: str, train
         else:
             t0, w0 = c.cpu(), time.monotonic()
             scores = c.online(everything)
-            res["online_per_cpu_s"] = len(everything) / max(c.cpu() - t0, 1e-9)
+            total = c.cpu() - t0
+            res["online_per_cpu_s"] = len(everything) / max(total, 1e-9)
+            ccpu = getattr(c, "classify_cpu", None)
+            if ccpu:  # contestants that account classify and learn CPU apart during the online run
+                res["classify_per_cpu_s"] = len(everything) / max(ccpu, 1e-9)
+                res["learn_per_cpu_s"] = len(everything) / max(total - ccpu, 1e-9)
             res["online_wall_s"] = time.monotonic() - w0
             judged = everything
         labels = [m.label for m in judged]
@@ -110,6 +115,8 @@ def report(results: list[dict[str, object]], corpus: Path, n: int, n_spam: int, 
                 rates = (f"{fmt_rate(r.get('learn_per_cpu_s'))} ({fmt_rate(r.get('learn_no_parse_per_cpu_s'))} "
                          f"without parsing) | {fmt_rate(r.get('classify_per_cpu_s'))} "
                          f"({fmt_rate(r.get('classify_no_parse_per_cpu_s'))} without parsing)")
+        elif "classify_per_cpu_s" in r:
+            rates = f"{fmt_rate(r.get('learn_per_cpu_s'))} | {fmt_rate(r.get('classify_per_cpu_s'))}"
         else:
             rates = f"{fmt_rate(r.get('online_per_cpu_s'))} (classify+learn) | "
         lines.append(
@@ -153,6 +160,8 @@ def main(argv: list[str] | None = None) -> int:
                       f"ham>=0.5={r['fp_at_half']} spam<0.5={r['fn_at_half']} "
                       f"({time.monotonic() - t:.0f}s)", file=sys.stderr, flush=True)
                 results.append(r)
+                if a.json:  # after each contestant, so a long run that is stopped keeps what it measured
+                    a.json.write_text(json.dumps(results, indent=1, default=str))
         if a.reuse:
             ran = {r["name"] for r in results}
             for r in json.loads(a.reuse.read_text()):
