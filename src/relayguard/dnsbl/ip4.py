@@ -266,31 +266,63 @@ class _ScanLines:
         vals = dvals[pos]
         withv = np.flatnonzero(sc.has_value)
         if len(withv):
-            cache: dict[tuple[bytes, int], int] = {}
-            recs_list = self.recs.recs
-            lines = sc.fast_line[withv]
-            # plain lists: indexing numpy arrays one element at a time costs more than the parsing
-            out: list[int] = []
-            for li, ke, en, d in zip(lines.tolist(), sc.keyend[withv].tolist(), sc.ends[lines].tolist(),
-                                     vals[withv].tolist(), strict=True):
-                key = (bytes(data[ke:en]), d)
-                v = cache.get(key)
-                if v is None:
-                    dflt = recs_list[d]
-                    rec = value_of(key[0].decode("latin-1").rstrip("\r"), dflt if dflt is not None else NO_TXT_DEFAULT)
-                    if rec is None:
-                        self.meta.warn(f"{name}:{li + 1}", "invalid value")
-                        v = 0xFFFFFFFF
-                    else:
-                        v = self.recs.intern(rec)
-                    cache[key] = v
-                out.append(v)
-            vals[withv] = np.array(out, dtype=np.uint32)
+            _scan_values(self, sc, name, vals, withv)
         keep = vals != 0xFFFFFFFF
         if not keep.all():
             sc.addr, sc.bits, sc.fast_line = sc.addr[keep], sc.bits[keep], sc.fast_line[keep]
             vals = vals[keep]
         return vals
+
+
+VALUE_WIDTH = 60  # values up to this many bytes are grouped with numpy; longer ones one by one
+
+
+def _scan_values(self: _ScanLines, sc: Scan, name: str, vals: np.ndarray, withv: np.ndarray) -> None:
+    """Set vals[withv] from the text after each key. Real lists repeat a handful of values over many
+    lines, so the (value text, default in force) pairs are made unique with numpy and each distinct one
+    is parsed once; the rare longer values go one by one."""
+    data = sc.text
+    arr = np.frombuffer(data, dtype=np.uint8)
+    lines = sc.fast_line[withv]
+    ke = sc.keyend[withv].astype(np.int64)
+    en = sc.ends[lines].astype(np.int64)
+    ln = en - ke
+    short = ln <= VALUE_WIDTH
+    recs_list = self.recs.recs
+
+    def parse(raw: bytes, d: int, li: int) -> int:
+        dflt = recs_list[d]
+        rec = value_of(raw.decode("latin-1").rstrip("\r"), dflt if dflt is not None else NO_TXT_DEFAULT)
+        if rec is None:
+            self.meta.warn(f"{name}:{li + 1}", "invalid value")
+            return 0xFFFFFFFF
+        return self.recs.intern(rec)
+
+    cache: dict[bytes, int] = {}
+    sidx_all = np.flatnonzero(short)
+    for c0 in range(0, len(sidx_all), 32768):  # in chunks: the rows below stay a couple of MiB
+        sidx = sidx_all[c0 : c0 + 32768]
+        # one row per line: the value bytes (zero padded), its length and the default in force
+        rows = np.zeros((len(sidx), VALUE_WIDTH + 8), dtype=np.uint8)
+        kk, ll = ke[sidx], ln[sidx]
+        for j in range(VALUE_WIDTH):
+            live = ll > j
+            rows[live, j] = arr[kk[live] + j]
+        rows[:, VALUE_WIDTH : VALUE_WIDTH + 4] = ll.astype(np.uint32).view(np.uint8).reshape(-1, 4)
+        rows[:, VALUE_WIDTH + 4 :] = vals[withv[sidx]].astype(np.uint32).view(np.uint8).reshape(-1, 4)
+        keyed = rows.view(np.dtype((np.void, VALUE_WIDTH + 8))).ravel()
+        uniq, first, inverse = np.unique(keyed, return_index=True, return_inverse=True)
+        got = np.empty(len(uniq), dtype=np.uint32)
+        for u, fi in enumerate(first.tolist()):
+            kb = uniq[u].tobytes()
+            v = cache.get(kb)
+            if v is None:
+                i = int(sidx[fi])
+                v = cache[kb] = parse(bytes(data[int(ke[i]) : int(en[i])]), int(vals[withv[i]]), int(lines[i]))
+            got[u] = v
+        vals[withv[sidx]] = got[inverse.ravel()]
+    for i in np.flatnonzero(~short).tolist():
+        vals[withv[i]] = parse(bytes(data[int(ke[i]) : int(en[i])]), int(vals[withv[i]]), int(lines[i]))
 
 
 class _Ip4SetLines(_ScanLines):
