@@ -77,8 +77,10 @@ class _DovecotAuth(socketserver.StreamRequestHandler):
 
     def handle(self) -> None:
         w = self.wfile
-        w.write(b"VERSION\t1\t2\nMECH\tPLAIN\tplaintext\nMECH\tLOGIN\tplaintext\nSPID\t1\nCUID\t1\n"
-                b"COOKIE\t" + b"0" * 32 + b"\nDONE\n")
+        w.write(
+            b"VERSION\t1\t2\nMECH\tPLAIN\tplaintext\nMECH\tLOGIN\tplaintext\nSPID\t1\nCUID\t1\n"
+            b"COOKIE\t" + b"0" * 32 + b"\nDONE\n"
+        )
         w.flush()
         pending_login: dict[str, list[str]] = {}
         for raw in self.rfile:

@@ -119,8 +119,10 @@ def test_sasl_sources_and_policy_rate_limit(mta: tuple[PostfixInstance, Sink, Se
         outcomes.append((rc, out))
     assert [rc == 0 for rc, _ in outcomes] == [True] * 5 + [False] * 2
     for _, out in outcomes[5:]:
-        assert "450 4.7.1 <rcpt@example.org>: Recipient address rejected: hourly outbound limit exceeded " \
-            "for cust3@isp.example" in out, out[-600:]
+        assert (
+            "450 4.7.1 <rcpt@example.org>: Recipient address rejected: hourly outbound limit exceeded "
+            "for cust3@isp.example" in out
+        ), out[-600:]
     assert pf.wait_queue_empty(30)
     got = sink_by_subject(sink)
     assert b"smtp.auth=cust1@isp.example" in got["sasl-0"]

@@ -51,8 +51,16 @@ def test_sigterm_finishes_the_message_in_flight(served: Served) -> None:
 
 def ask_policy(port: int, login: str) -> PolicyAction:
     with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
-        s.sendall(encode_request({"request": "smtpd_access_policy", "protocol_state": "RCPT",
-                                  "sasl_username": login, "client_address": "198.18.0.1"}))
+        s.sendall(
+            encode_request(
+                {
+                    "request": "smtpd_access_policy",
+                    "protocol_state": "RCPT",
+                    "sasl_username": login,
+                    "client_address": "198.18.0.1",
+                }
+            )
+        )
         data = b""
         while not data.endswith(b"\n\n"):
             chunk = s.recv(4096)

@@ -19,8 +19,10 @@ from relayguard.message.facts import MessageFacts
 
 pytestmark = pytest.mark.peer
 
-HAM = b"From: a@isp.example\r\nTo: b@example.org\r\nSubject: lunch\r\nDate: Fri, 27 Nov 2026 12:00:00 +0000\r\n" \
-      b"Message-ID: <1@isp.example>\r\n\r\nsee you at noon\r\n"
+HAM = (
+    b"From: a@isp.example\r\nTo: b@example.org\r\nSubject: lunch\r\nDate: Fri, 27 Nov 2026 12:00:00 +0000\r\n"
+    b"Message-ID: <1@isp.example>\r\n\r\nsee you at noon\r\n"
+)
 SPAM = HAM.replace(b"Subject: lunch", b"Subject: offer\r\nX-Test-Action: add header")
 
 

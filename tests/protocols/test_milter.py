@@ -69,9 +69,7 @@ def test_full_session_collects_the_message() -> None:
     assert tx.rcpt_to == ("<a@example.org>", "<b@example.net>")
     assert tx.macro("{auth_authen}") == "cust7@isp.example" and tx.macro("i") == "4ABC"
     assert tx.macro("client_addr") == "198.18.0.7"
-    assert tx.raw_message() == (
-        b"From: cust7@isp.example\r\nSubject: hello\r\n\tfolded\r\n\r\nline 1\r\nline 2\r\n"
-    )
+    assert tx.raw_message() == (b"From: cust7@isp.example\r\nSubject: hello\r\n\tfolded\r\n\r\nline 1\r\nline 2\r\n")
     replies = mta.feed(out)
     cmds = [c for c, _ in replies]
     # optneg, then continue for C H M R R T N B B (headers: no reply, the MTA offered NR_HDR and we
@@ -124,9 +122,7 @@ def test_replies() -> None:
         m.ReplyCode("250", "2.0.0", "ok")
     with pytest.raises(LocalProtocolError):
         m.ReplyCode("550", "4.7.1", "mismatch")
-    assert m._modification_bytes(m.AddHeader("X-A", "a\r\nInjected: b")) == m.packet(
-        b"h", b"X-A\0a\n\tInjected: b\0"
-    )
+    assert m._modification_bytes(m.AddHeader("X-A", "a\r\nInjected: b")) == m.packet(b"h", b"X-A\0a\n\tInjected: b\0")
 
 
 def test_send_out_of_turn_is_local_error() -> None:

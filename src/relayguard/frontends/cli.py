@@ -63,15 +63,27 @@ async def _serve(config: str | None, overrides: dict[str, list[str]]) -> None:
 
 
 @click.command()
-@click.option("-c", "--config", "config", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="TOML configuration file (defaults when omitted).")
+@click.option(
+    "-c",
+    "--config",
+    "config",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="TOML configuration file (defaults when omitted).",
+)
 @click.option("--policy", "policy", multiple=True, help="Override [frontends.policy] listen (repeatable).")
 @click.option("--milter", "milter", multiple=True, help="Override [frontends.milter] listen.")
 @click.option("--spamd", "spamd", multiple=True, help="Override [frontends.spamd] listen.")
 @click.option("--http", "http", multiple=True, help="Override [frontends.http] listen.")
 @click.option("--uvloop/--no-uvloop", default=True, show_default=True, help="Use uvloop when installed.")
-def serve(config: Path | None, policy: tuple[str, ...], milter: tuple[str, ...], spamd: tuple[str, ...],
-          http: tuple[str, ...], uvloop: bool) -> None:
+def serve(
+    config: Path | None,
+    policy: tuple[str, ...],
+    milter: tuple[str, ...],
+    spamd: tuple[str, ...],
+    http: tuple[str, ...],
+    uvloop: bool,
+) -> None:
     """Run the MTA front ends (policy, milter, spamd, HTTP) configured in [frontends].
 
     Listen addresses are host:port or unix:/path. SIGTERM finishes transactions in flight, then exits;

@@ -116,9 +116,7 @@ class HttpService:
                     )
                 )  # fmt: skip
             self._count(str(verdict.action))
-            symbols = [
-                rh.SymbolOut(n, s.score, s.description, s.options) for n, s in sorted(verdict.symbols.items())
-            ]
+            symbols = [rh.SymbolOut(n, s.score, s.description, s.options) for n, s in sorted(verdict.symbols.items())]
             adds = result_headers(
                 verdict, request.headers.get("x-authserv-id", "relayguard"), req.user,
                 spam_threshold(self.scanner.settings.actions),

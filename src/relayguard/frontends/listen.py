@@ -14,9 +14,7 @@ from relayguard.frontends.settings import ListenAddress
 log = logging.getLogger("relayguard.frontends")
 
 
-async def open_server(
-    addr: ListenAddress, factory: Callable[[], asyncio.BaseProtocol]
-) -> asyncio.AbstractServer:
+async def open_server(addr: ListenAddress, factory: Callable[[], asyncio.BaseProtocol]) -> asyncio.AbstractServer:
     loop = asyncio.get_running_loop()
     if addr.path:
         # A stale socket from a previous run blocks bind(); only ever remove a socket, never a file.

@@ -55,7 +55,11 @@ def envelope_of(tx: m.Transaction) -> Envelope:
 
 
 def verdict_reply(
-    verdict: Verdict, tx: m.Transaction, settings: MilterSettings, subject_prefix: str, hostname: str,
+    verdict: Verdict,
+    tx: m.Transaction,
+    settings: MilterSettings,
+    subject_prefix: str,
+    hostname: str,
     spam_required: float | None = None,
 ) -> tuple[list[m.Modification], m.MilterReply]:
     env_user = tx.macro("auth_authen") or None
@@ -132,8 +136,13 @@ class MilterService:
                     continue
                 if isinstance(event, m.OptionNegotiation):
                     writer.write(conn.negotiate())
-                    log.debug("milter negotiated: version %d, actions %r, steps %r (MTA offered %r)",
-                              conn.version, conn.actions, conn.steps, event.steps)
+                    log.debug(
+                        "milter negotiated: version %d, actions %r, steps %r (MTA offered %r)",
+                        conn.version,
+                        conn.actions,
+                        conn.steps,
+                        event.steps,
+                    )
                 elif isinstance(event, m.MailFrom):
                     if not in_message:
                         self.inflight.begin()
@@ -187,8 +196,9 @@ class MilterService:
             # Drop what the MTA did not allow us (e.g. an MTA without CHGHDRS): the verdict still applies.
             allowed = [x for x in mods if conn.actions & m._NEEDED_ACTION[type(x)]]
             if len(allowed) != len(mods):
-                log.warning("MTA did not negotiate every action we need; %d modifications dropped",
-                            len(mods) - len(allowed))
+                log.warning(
+                    "MTA did not negotiate every action we need; %d modifications dropped", len(mods) - len(allowed)
+                )
             log.info("milter %s: %s score=%.2f", env.queue_id or "-", verdict.action, verdict.score)
             return conn.end_of_message(allowed, reply)
         except Exception as exc:

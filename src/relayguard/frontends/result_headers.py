@@ -13,8 +13,9 @@ from relayguard.config.schema import ActionSettings
 from relayguard.core.actions import Action
 from relayguard.scoring.verdict import Verdict
 
-SPAM_ACTIONS = frozenset({Action.ADD_HEADER, Action.REWRITE_SUBJECT, Action.SOFT_REJECT, Action.REJECT,
-                          Action.QUARANTINE, Action.DISCARD})
+SPAM_ACTIONS = frozenset(
+    {Action.ADD_HEADER, Action.REWRITE_SUBJECT, Action.SOFT_REJECT, Action.REJECT, Action.QUARANTINE, Action.DISCARD}
+)
 
 # Symbol names (Rspamd's spelling, used by relayguard's auth checks) -> (method, result).
 _AUTH_SYMBOLS: dict[str, tuple[str, str]] = {

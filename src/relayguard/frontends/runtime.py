@@ -47,9 +47,7 @@ def build_policy_decider(settings: Settings, containment: Containment | None = N
 
         deciders.append(ContainmentDecider(containment))
     if p.rate_limit > 0:
-        deciders.append(
-            RateLimitDecider(p.rate_limit, p.rate_window, p.rate_state, NetSet(p.rate_exempt), p.rate_text)
-        )
+        deciders.append(RateLimitDecider(p.rate_limit, p.rate_window, p.rate_state, NetSet(p.rate_exempt), p.rate_text))
     return deciders[0] if len(deciders) == 1 else FirstAnswer(deciders)
 
 
@@ -73,21 +71,22 @@ class Frontends:
         fs = frontend_settings(self.settings)
         self._agent: ContainmentAgent | None = None
         self._agent_task: asyncio.Task[None] | None = None
-        self.policy = PolicyService(build_policy_decider(self.settings, self.containment), fs.policy.fail_mode,
-                                    fs.policy.max_request_bytes)
+        self.policy = PolicyService(
+            build_policy_decider(self.settings, self.containment), fs.policy.fail_mode, fs.policy.max_request_bytes
+        )
         self._scanner: Scanner | None = None
         self.milter: MilterService | None = None
         if fs.milter.listen:
-            self.milter = MilterService(self.scanner(), fs.milter, self.settings.actions.subject_prefix,
-                                        fs.idle_timeout)
+            self.milter = MilterService(
+                self.scanner(), fs.milter, self.settings.actions.subject_prefix, fs.idle_timeout
+            )
         self.http: HttpService | None = None
         self.http_servers: list[UvicornServer] = []
         if fs.http.listen:
             self.http = HttpService(self.scanner(), fs.http, self.stats)
         self.spamd: SpamdService | None = None
         if fs.spamd.listen:
-            self.spamd = SpamdService(self.scanner(), fs.spamd, self.settings.actions.subject_prefix,
-                                      fs.idle_timeout)
+            self.spamd = SpamdService(self.scanner(), fs.spamd, self.settings.actions.subject_prefix, fs.idle_timeout)
 
     def scanner(self) -> Scanner:
         """One pipeline shared by every content front end (built on first use: it may be costly)."""
@@ -104,8 +103,13 @@ class Frontends:
 
     def stats(self) -> dict[str, dict[str, int]]:
         """Live counters of every front end, for /metrics."""
-        out = {"policy": {"requests": self.policy.requests, "failures": self.policy.failures,
-                          "inflight": self.policy.inflight.count}}
+        out = {
+            "policy": {
+                "requests": self.policy.requests,
+                "failures": self.policy.failures,
+                "inflight": self.policy.inflight.count,
+            }
+        }
         if self.milter is not None:
             out["milter"] = {"messages": self.milter.messages, "inflight": self.milter.inflight.count}
         if self.spamd is not None:
@@ -140,7 +144,10 @@ class Frontends:
         old = frontend_settings(self.settings)
         new = frontend_settings(settings)
         if (old.policy.listen, old.milter.listen, old.spamd.listen, old.http.listen) != (
-            new.policy.listen, new.milter.listen, new.spamd.listen, new.http.listen
+            new.policy.listen,
+            new.milter.listen,
+            new.spamd.listen,
+            new.http.listen,
         ):
             log.warning("listen addresses changed: they take effect at the next restart")
         self.policy.decider = build_policy_decider(settings, self.containment)

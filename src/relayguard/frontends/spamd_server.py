@@ -40,8 +40,8 @@ def spam_threshold(scanner: Scanner) -> float:
 def report_text(verdict: Verdict, hostname: str, threshold: float) -> str:
     lines = [
         f'Spam detection software, running on the system "{hostname}",',
-        "has " + ("identified this incoming email as possible spam." if is_spam(verdict)
-                  else "checked this incoming email."),
+        "has "
+        + ("identified this incoming email as possible spam." if is_spam(verdict) else "checked this incoming email."),
         "",
         f"Content analysis details:   ({verdict.score:.1f} points, {threshold:.1f} required)",
         "",
@@ -182,8 +182,14 @@ class SpamdService:
             return legacy.error_reply(int(sp.ExitCode.EX_PROTOCOL), "unknown command")
         e = legacy.envelope(req)
         env = Envelope(
-            mail_from=e.mail_from, rcpt_to=e.rcpt_to, helo=e.helo, client_ip=e.ip, client_rdns=e.hostname,
-            sasl_username=e.user, queue_id=e.queue_id, protocol="rspamc",
+            mail_from=e.mail_from,
+            rcpt_to=e.rcpt_to,
+            helo=e.helo,
+            client_ip=e.ip,
+            client_rdns=e.hostname,
+            sasl_username=e.user,
+            queue_id=e.queue_id,
+            protocol="rspamc",
         )
         reject = self.scanner.settings.actions.reject
         try:
@@ -194,5 +200,10 @@ class SpamdService:
             return legacy.check_reply(False, 0.0, reject, reject, str(Action.NO_ACTION), {})
         symbols = {n: (s.score, s.options) for n, s in sorted(verdict.symbols.items())}
         return legacy.check_reply(
-            is_spam(verdict), verdict.score, verdict.required_score, reject, str(verdict.action), symbols,
+            is_spam(verdict),
+            verdict.score,
+            verdict.required_score,
+            reject,
+            str(verdict.action),
+            symbols,
         )

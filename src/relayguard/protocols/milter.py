@@ -71,8 +71,15 @@ class Steps(IntFlag):
 
 # Events a filter that decides only at end of message need not answer (the MTA then does not wait).
 NO_REPLY_STEPS = (
-    Steps.NR_CONN | Steps.NR_HELO | Steps.NR_MAIL | Steps.NR_RCPT | Steps.NR_DATA | Steps.NR_UNKN
-    | Steps.NR_EOH | Steps.NR_BODY | Steps.NR_HDR
+    Steps.NR_CONN
+    | Steps.NR_HELO
+    | Steps.NR_MAIL
+    | Steps.NR_RCPT
+    | Steps.NR_DATA
+    | Steps.NR_UNKN
+    | Steps.NR_EOH
+    | Steps.NR_BODY
+    | Steps.NR_HDR
 )
 
 # Macro stages for SMFIR_SETSYMLIST (SMFIM_*).
@@ -201,8 +208,20 @@ class ConnectionClosed:
 
 
 MilterEvent = (
-    OptionNegotiation | Connect | Helo | MailFrom | RcptTo | Data | Header | EndOfHeaders | Body
-    | EndOfMessage | Abort | Unknown | Quit | ConnectionClosed
+    OptionNegotiation
+    | Connect
+    | Helo
+    | MailFrom
+    | RcptTo
+    | Data
+    | Header
+    | EndOfHeaders
+    | Body
+    | EndOfMessage
+    | Abort
+    | Unknown
+    | Quit
+    | ConnectionClosed
 )
 
 
@@ -498,8 +517,14 @@ class MilterConnection:
             if data:
                 self._add_body(data)
             tx = Transaction(
-                self._connect, self._helo, self._mail_from, tuple(self._rcpts), tuple(self._headers),
-                bytes(self._body), dict(self._macros), self._truncated,
+                self._connect,
+                self._helo,
+                self._mail_from,
+                tuple(self._rcpts),
+                tuple(self._headers),
+                bytes(self._body),
+                dict(self._macros),
+                self._truncated,
             )
             self._awaiting = "E"
             self._reset_message()

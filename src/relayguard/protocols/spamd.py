@@ -120,7 +120,7 @@ class SpamdConnection:
 
     @property
     def protocol(self) -> str:
-        """"SPAMC" or "RSPAMC" once the first line is read ("" before)."""
+        """ "SPAMC" or "RSPAMC" once the first line is read ("" before)."""
         return self._protocol
 
     def next_event(self) -> Request | ConnectionClosed | _NeedData:
