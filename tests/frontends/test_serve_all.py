@@ -8,9 +8,9 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import Served, free_port, write_config
 from test_signals import ask_policy, recv_replies
 
+from conftest import Served, free_port, write_config
 from relayguard.protocols import milter as m
 from relayguard.protocols import spamd as sp
 from relayguard.protocols.policy import PolicyAction
