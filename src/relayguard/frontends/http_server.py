@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import socket
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -70,6 +71,12 @@ class HttpService:
     inflight: InFlight = field(default_factory=InFlight)
     counts: dict[str, int] = field(default_factory=dict)
 
+    def authserv_id(self) -> str:
+        """Authentication-Results authserv-id: [frontends.milter] authserv_id, else this host's name."""
+        fs = self.scanner.settings.frontends
+        configured = getattr(getattr(fs, "milter", None), "authserv_id", "")
+        return configured or socket.gethostname()
+
     def thresholds(self) -> dict[str, float]:
         a = self.scanner.settings.actions
         pairs = {
@@ -118,7 +125,7 @@ class HttpService:
             self._count(str(verdict.action))
             symbols = [rh.SymbolOut(n, s.score, s.description, s.options) for n, s in sorted(verdict.symbols.items())]
             adds = result_headers(
-                verdict, request.headers.get("x-authserv-id", "relayguard"), req.user,
+                verdict, self.authserv_id(), req.user,
                 spam_threshold(self.scanner.settings.actions),
             )  # fmt: skip
             reject = {Action.DISCARD: "discard", Action.QUARANTINE: "quarantine"}.get(verdict.action)
