@@ -34,6 +34,21 @@ def free_udp_port() -> int:
         return port
 
 
+def free_port_both() -> int:
+    """A loopback port free for UDP and TCP alike (a server binds both)."""
+    for _ in range(50):
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u:
+            u.bind(("127.0.0.1", 0))
+            port: int = u.getsockname()[1]
+            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as t:
+                try:
+                    t.bind(("127.0.0.1", port))
+                except OSError:
+                    continue
+                return port
+    raise RuntimeError("no free port")
+
+
 def world_readable_dir() -> str:
     """rbldnsd drops root and reads as an unprivileged user: its files must be readable by anyone."""
     d = tempfile.mkdtemp(prefix="rg-dnsbl-")

@@ -225,9 +225,9 @@ async def test_nsd_secondary_transfers_a_live_zone(live_server: tuple[FeedServer
     st.add("live.test", "192.0.2.7", code="127.0.0.5", reason="via nsd")
     await asyncio.sleep(0.4)
     _host, port = srv.bound[0]
-    from dnsbl.oracle import free_udp_port
+    from dnsbl.oracle import free_port_both
 
-    nsd_port = free_udp_port()
+    nsd_port = free_port_both()
     d = tmp_path / "nsd"
     d.mkdir()
     conf = d / "nsd.conf"
@@ -258,6 +258,9 @@ zone:
         ans = None
         while time.monotonic() < deadline:
             await asyncio.sleep(0.3)
+            if proc.poll() is not None:
+                err = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
+                pytest.fail(f"nsd exited: {err}")
             try:
                 ans = await dns.asyncquery.udp(dns.message.make_query("7.2.0.192.live.test", "A"), "127.0.0.1",
                                                port=nsd_port, timeout=1)
