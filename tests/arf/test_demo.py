@@ -11,14 +11,13 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+import relayguard.containment.decisions as decisions_mod
+import relayguard.containment.factory as containment_factory
 from arf import scenario as sc
 from arf.reference import read
 from relayguard.app.cli import cli
 from relayguard.arf.parse import parse_report
 from relayguard.config import load_config
-
-containment_factory = pytest.importorskip("relayguard.containment.factory")
-decisions_mod = pytest.importorskip("relayguard.containment.decisions")
 
 
 @pytest.fixture

@@ -96,7 +96,7 @@ class RedisServer:
     def start(self) -> None:
         exe = shutil.which("redis-server")
         if exe is None:
-            pytest.skip("redis-server not installed (scripts/apt-packages.txt)")
+            pytest.fail("redis-server not installed (scripts/apt-packages.txt)")
         self.proc = subprocess.Popen(
             [
                 exe,
@@ -159,7 +159,7 @@ def pg_server() -> Iterator[str]:
         return
     initdb, pg_ctl = _pg_bin("initdb"), _pg_bin("pg_ctl")
     if initdb is None or pg_ctl is None:
-        pytest.skip("PostgreSQL not running and not installed (scripts/apt-packages.txt: postgresql)")
+        pytest.fail("PostgreSQL not running and not installed (scripts/apt-packages.txt: postgresql)")
     root = Path(tempfile.mkdtemp(prefix="rg-pg-"))
     data = root / "data"
     port = free_port()

@@ -43,7 +43,7 @@ def _helper() -> ModuleType:
     path = Path(__file__).resolve().parents[1] / "frontends" / "postfix_instance.py"
     spec = importlib.util.spec_from_file_location("rg_postfix_instance", path)
     if spec is None or spec.loader is None or not path.exists():
-        pytest.skip("tests/frontends/postfix_instance.py not available")
+        pytest.fail("tests/frontends/postfix_instance.py not available")
     if spec.name in sys.modules:
         return sys.modules[spec.name]
     mod = importlib.util.module_from_spec(spec)
@@ -114,9 +114,9 @@ class MilterThread(PolicyThread):
 @pytest.fixture(params=["policy", "milter"])
 def relay(request: pytest.FixtureRequest) -> Iterator[tuple[Any, Any, Containment, Any]]:
     if shutil.which("postfix") is None or shutil.which("swaks") is None:
-        pytest.skip("postfix and swaks are needed (scripts/apt-packages.txt)")
+        pytest.fail("postfix and swaks are needed (scripts/apt-packages.txt)")
     if os.geteuid() != 0:
-        pytest.skip("a private Postfix instance needs root (postfix set-permissions)")
+        pytest.fail("a private Postfix instance needs root (postfix set-permissions)")
     h = _helper()
     root = Path(tempfile.mkdtemp(prefix="relayguard-containment-"))
     os.chmod(root, 0o755)  # Postfix's unprivileged daemons must reach the queue
