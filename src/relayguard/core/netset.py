@@ -9,11 +9,13 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Iterable
 from dataclasses import dataclass
+from functools import lru_cache
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 
+@lru_cache(maxsize=65_536)
 def parse_ip(text: str | None) -> IPAddress | None:
     """An address from text, tolerating brackets and IPv4-mapped IPv6; None if it is not one."""
     if not text:

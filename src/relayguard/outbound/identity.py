@@ -32,6 +32,7 @@ import logging
 import shlex
 from collections.abc import Iterable
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
 from relayguard.core.errors import ParseError
@@ -53,6 +54,13 @@ class Identity:
 # ---------------------------------------------------------------------------------------------------
 # Static assignments
 # ---------------------------------------------------------------------------------------------------
+
+
+@lru_cache(maxsize=131_072)
+def supernet(ip: IPAddress, plen: int) -> IPNetwork:
+    """The /plen network holding `ip`. Cached: the policy path asks about the same clients again and
+    again, and building a network from text was the largest cost of identifying a customer."""
+    return ipaddress.ip_network((ip, plen), strict=False)
 
 
 def parse_cidr_line(line: str) -> tuple[IPNetwork, str] | None:
@@ -107,7 +115,7 @@ class StaticAssignments:
         for version, plen in self._lens:
             if version != ip.version:
                 continue
-            net = ipaddress.ip_network(f"{ip}/{plen}", strict=False)
+            net = supernet(ip, plen)
             sub = self._by_len[(version, plen)].get(net)
             if sub is not None:
                 return sub
@@ -203,7 +211,7 @@ def _parse_kea(line: str) -> LeaseRecord | None:
             raise ParseError(f"Kea lease6 row: prefix_len {f[8][:20]!r}") from None
         if not 0 <= plen <= 128:
             raise ParseError("Kea lease6 row: prefix_len out of range")
-        net = ipaddress.ip_network(f"{ip}/{plen}", strict=False)
+        net = supernet(ip, plen)
     if not sub or not sub.isprintable() or any(c.isspace() for c in sub):
         raise ParseError("Kea lease: no usable hwaddr/client_id/duid")
     end = _parse_time(expire)
@@ -310,7 +318,7 @@ class LeaseHistory:
         """The subscriber that held `ip` at time `t`, and the leased network; None if nobody did."""
         lens = self._v4_lens if ip.version == 4 else self._v6_lens
         for plen in sorted(lens, reverse=True):
-            net = ipaddress.ip_network(f"{ip}/{plen}", strict=False)
+            net = supernet(ip, plen)
             sub = self._holder(net, t)
             if sub is not None:
                 return sub, net
@@ -335,7 +343,7 @@ class LeaseHistory:
 def client_network(ip: IPAddress, ipv6_prefix: int) -> IPNetwork:
     """The network a client address stands for: its /24 (v4), or its delegated prefix (v6)."""
     plen = 24 if ip.version == 4 else ipv6_prefix
-    return ipaddress.ip_network(f"{ip}/{plen}", strict=False)
+    return supernet(ip, plen)
 
 
 class IdentityResolver:
