@@ -3,14 +3,6 @@
 
 from __future__ import annotations
 
-import contextlib
-import os
-import secrets
-import shutil
-import socket
-import subprocess
-import tempfile
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -25,21 +17,6 @@ from relayguard.containment.store_sqlite import SqliteStore
 from relayguard.core.clock import ManualClock
 
 T0 = 1_790_000_000.0
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def wait_port(port: int, timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.5):
-            return
-        time.sleep(0.05)
-    raise RuntimeError(f"nothing listens on port {port}")
 
 
 @pytest.fixture
@@ -81,127 +58,3 @@ def containment(store: SqliteStore, clock: ManualClock) -> Containment:
 
 
 # ------------------------------------------------------------------------------------------ redis
-
-
-class RedisServer:
-    def __init__(self, port: int, workdir: Path) -> None:
-        self.port = port
-        self.workdir = workdir
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    def start(self) -> None:
-        exe = shutil.which("redis-server")
-        if exe is None:
-            pytest.fail("redis-server not installed (scripts/apt-packages.txt)")
-        self.proc = subprocess.Popen(
-            [
-                exe,
-                "--port",
-                str(self.port),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-                "--dir",
-                str(self.workdir),
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        wait_port(self.port)
-
-    def stop(self) -> None:
-        if self.proc is not None:
-            self.proc.terminate()
-            self.proc.wait(10)
-            self.proc = None
-
-
-@pytest.fixture
-def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
-    srv = RedisServer(free_port(), tmp_path)
-    srv.start()
-    yield srv
-    srv.stop()
-
-
-# ------------------------------------------------------------------------------------------ postgres
-
-
-def _pg_answers(host: str, port: int) -> bool:
-    with contextlib.suppress(OSError), socket.create_connection((host, port), 1):
-        return True
-    return False
-
-
-def _pg_bin(name: str) -> str | None:
-    found = shutil.which(name)
-    if found:
-        return found
-    for d in sorted(Path("/usr/lib/postgresql").glob("*/bin"), reverse=True):
-        if (d / name).exists():
-            return str(d / name)
-    return None
-
-
-@pytest.fixture(scope="session")
-def pg_server() -> Iterator[str]:
-    """A DSN prefix (without dbname) for a PostgreSQL that accepts user postgres with trust auth."""
-    # RELAYGUARD_TEST_PG_PRIVATE=1 forces the private cluster (to test this path where 5432 answers)
-    if _pg_answers("127.0.0.1", 5432) and not os.environ.get("RELAYGUARD_TEST_PG_PRIVATE"):
-        yield "host=127.0.0.1 port=5432 user=postgres"
-        return
-    initdb, pg_ctl = _pg_bin("initdb"), _pg_bin("pg_ctl")
-    if initdb is None or pg_ctl is None:
-        pytest.fail("PostgreSQL not running and not installed (scripts/apt-packages.txt: postgresql)")
-    root = Path(tempfile.mkdtemp(prefix="rg-pg-"))
-    data = root / "data"
-    port = free_port()
-    run_as: list[str] = []
-    if os.geteuid() == 0:
-        # initdb refuses to run as root: run the private cluster as the postgres system user
-        shutil.chown(root, "postgres")
-        run_as = ["runuser", "-u", "postgres", "--"]
-    subprocess.run([*run_as, initdb, "-D", str(data), "-U", "postgres", "-A", "trust"], check=True, capture_output=True)
-    subprocess.run(
-        [
-            *run_as,
-            pg_ctl,
-            "-D",
-            str(data),
-            "-l",
-            str(root / "log"),
-            "-w",
-            "-o",
-            f"-p {port} -k {root} -c listen_addresses=127.0.0.1",
-            "start",
-        ],
-        check=True,
-        capture_output=True,
-    )
-    try:
-        yield f"host=127.0.0.1 port={port} user=postgres"
-    finally:
-        subprocess.run([*run_as, pg_ctl, "-D", str(data), "-m", "fast", "stop"], capture_output=True, check=False)
-        shutil.rmtree(root, ignore_errors=True)
-
-
-@pytest.fixture
-def pg_dsn(pg_server: str) -> Iterator[str]:
-    """A throwaway database with a random name, dropped afterwards."""
-    import psycopg
-
-    name = "rg_test_" + secrets.token_hex(6)
-    with psycopg.connect(pg_server + " dbname=postgres", autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield f"{pg_server} dbname={name}"
-    finally:
-        with psycopg.connect(pg_server + " dbname=postgres", autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

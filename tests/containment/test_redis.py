@@ -11,6 +11,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from peers import RedisServer
 from relayguard.containment.commands import Command
 from relayguard.containment.shared_state import (
     SHARED_STATE_FAIL,
@@ -23,7 +24,7 @@ from relayguard.containment.states import ContainmentState
 from relayguard.containment.store_sqlite import SqliteStore
 from relayguard.core.clock import ManualClock
 
-from .conftest import T0, RedisServer, make_containment
+from .conftest import T0, make_containment
 
 S = ContainmentState
 

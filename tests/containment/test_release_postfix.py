@@ -23,6 +23,7 @@ from typing import Any
 
 import pytest
 
+from peers import wait_port
 from relayguard.containment.decider import ContainmentDecider
 from relayguard.containment.release import PostsuperCli
 from relayguard.containment.service import Containment
@@ -30,8 +31,6 @@ from relayguard.containment.settings import ContainmentSettings
 from relayguard.containment.shared_state import MemorySharedState
 from relayguard.containment.states import ContainmentState
 from relayguard.containment.store_sqlite import SqliteStore
-
-from .conftest import wait_port
 
 pytestmark = pytest.mark.peer
 
