@@ -10,6 +10,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -89,6 +90,7 @@ def test_classifier_on_both_backends_agrees(store: Store, tmp_path: Path, corpus
 _WRITER = """
 import sys, itertools
 from pathlib import Path
+from typing import Any
 from relayguard.config.schema import Settings
 from relayguard.message.parse import parse_message
 from relayguard.classifier.api import Classifier
@@ -135,3 +137,18 @@ def test_sqlite_survives_kill_mid_write(tmp_path: Path) -> None:
     assert n[0] > 0
     clf = Classifier(s)
     assert clf.info().n_spam == info.n_spam
+
+
+def test_open_redis_backend_from_settings(tmp_path: Path, redis_url: str, make_settings: Any,
+                                          corpus: Corpus) -> None:
+    st = make_settings(tmp_path, f'backend = "redis"\nredis_url = "{redis_url}"\nredis_prefix = "fleet:"')
+    a = Classifier.open(st)
+    b = Classifier.open(st)  # a second scanner of the fleet
+    ham, spam = corpus
+    with a.batch():
+        for h, s in zip(ham[:10], spam[:10], strict=True):
+            a.learn(h, False)
+            a.learn(s, True)
+    assert b.info().n_spam == 10
+    assert b.classify(spam[0]) == a.classify(spam[0])
+    assert not (tmp_path / "classifier.sqlite").exists()
