@@ -54,7 +54,7 @@ def redis_url(tmp_path: Path) -> Iterator[str]:
     """A private redis-server on its own port, stopped after the test."""
     exe = shutil.which("redis-server")
     if exe is None:
-        pytest.skip("redis-server not installed")
+        pytest.fail("redis-server not installed (scripts/apt-packages.txt)")
     port = free_port()
     proc = subprocess.Popen(
         [exe, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",

@@ -70,7 +70,7 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
 @pytest.fixture(scope="module")
 def spamd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     if shutil.which("spamd") is None:
-        pytest.skip("spamd not installed (Debian package spamassassin)")
+        pytest.fail("spamd not installed (Debian package spamassassin)")
     home = tmp_path_factory.mktemp("spamd")
     os.chmod(home, 0o755)
     port = free_port()
@@ -88,7 +88,7 @@ def spamd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 @pytest.fixture(scope="module")
 def rspamd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     if shutil.which("rspamd") is None:
-        pytest.skip("rspamd not installed")
+        pytest.fail("rspamd not installed (Debian package rspamd)")
     work = tmp_path_factory.mktemp("rspamd")
     local = work / "local"
     for d in ("local/local.d", "local/override.d", "run", "db", "log"):

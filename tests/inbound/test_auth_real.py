@@ -124,7 +124,7 @@ async def test_unsigned_message_has_dkim_none(scanner):
 
 
 async def test_front_ends_read_the_same_symbols(scanner):
-    result_headers = pytest.importorskip("relayguard.frontends.result_headers")
+    import relayguard.frontends.result_headers as result_headers
     v = await scanner.scan(signed(message([]), "sender.example"), env(OUTSIDER))
     ar = result_headers.authentication_results(v, "mx.isp.example", None)
     assert "spf=fail" in ar and "dkim=pass" in ar and "dmarc=pass" in ar
