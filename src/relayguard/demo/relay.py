@@ -144,14 +144,19 @@ class EmbeddedRelay:
         facts = dataclasses.replace(parse_message(raw, self.settings), envelope=env)
         verdict = await self.pipeline.process(facts)
         act = verdict.action
-        # what the milter would answer Postfix for each action
+        log.debug("embedded relay: %s from %s: %s score %.2f %s", sub.message_id, customer.login, act.value,
+                  verdict.score, " ".join(sorted(verdict.symbols)))  # fmt: skip
+        # what relayguard's milter answers Postfix for each action (frontends/milter_server.py): greylist
+        # means nothing at end of data and is accepted; discard drops the message (the accounting will say)
         if act is Action.QUARANTINE:
             self.hold[qid] = raw
             return Reply(250, f"2.0.0 Ok: queued as {qid} (on hold)")
-        if act in (Action.REJECT, Action.DISCARD):
-            return Reply(550, verdict.message or "5.7.1 Message rejected")
-        if act in (Action.SOFT_REJECT, Action.GREYLIST):
-            return Reply(451, verdict.message or "4.7.1 Try again later")
+        if act is Action.REJECT:
+            return Reply(550, f"5.7.1 {verdict.message or 'Message rejected as spam'}")
+        if act is Action.SOFT_REJECT:
+            return Reply(451, f"4.7.1 {verdict.message or 'Try again later'}")
+        if act is Action.DISCARD:
+            return Reply(250, f"2.0.0 Ok: queued as {qid}")
         self._delivered[message_id_of(raw)] = raw
         return Reply(250, f"2.0.0 Ok: queued as {qid}")
 
