@@ -142,6 +142,8 @@ def print_report(r: dict[str, Any], console: Console) -> None:
         f"left, {rc['refused'] - sp['refused_by_receiver'] - lg['refused_by_receiver']} of the infected customers' "
         f"own mail, {lg['refused_by_receiver']} of the legitimate customers' mail"
     )
+    if rc.get("example"):
+        console.print(f"  for example {rc['example']}")
     for n in r["notes"]:
         console.print(f"[dim]{n}[/dim]")
     if r["problems"]:

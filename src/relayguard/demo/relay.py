@@ -70,6 +70,10 @@ class Relay(Protocol):
         """Message-ID (normalised) -> the message as it reached the Internet."""
         ...
 
+    def deliveries(self) -> int:
+        """How many messages reached the Internet, duplicates counted."""
+        ...
+
     def held_queue_ids(self) -> set[str]: ...
 
     def close(self) -> None: ...
@@ -123,6 +127,7 @@ class EmbeddedRelay:
         self.containment = containment
         self._delivered: dict[str, bytes] = {}
         self.hold: dict[str, bytes] = {}  # queue id -> message
+        self._deliveries = 0
         self._n = 0
         containment.postsuper = self
 
@@ -157,8 +162,12 @@ class EmbeddedRelay:
             return Reply(451, f"4.7.1 {verdict.message or 'Try again later'}")
         if act is Action.DISCARD:
             return Reply(250, f"2.0.0 Ok: queued as {qid}")
-        self._delivered[message_id_of(raw)] = raw
+        self._deliver(raw)
         return Reply(250, f"2.0.0 Ok: queued as {qid}")
+
+    def _deliver(self, raw: bytes) -> None:
+        self._delivered[message_id_of(raw)] = raw
+        self._deliveries += 1
 
     def release(self, queue_ids: Any) -> list[str]:
         """containment's `Postsuper`: held mail leaves, byte for byte as it was held."""
@@ -166,7 +175,7 @@ class EmbeddedRelay:
         for q in queue_ids:
             raw = self.hold.pop(q, None)
             if raw is not None:
-                self._delivered[message_id_of(raw)] = raw
+                self._deliver(raw)
                 out.append(q)
         return out
 
@@ -175,6 +184,9 @@ class EmbeddedRelay:
 
     def delivered(self) -> dict[str, bytes]:
         return dict(self._delivered)
+
+    def deliveries(self) -> int:
+        return self._deliveries
 
     def held_queue_ids(self) -> set[str]:
         return set(self.hold)
@@ -255,6 +267,9 @@ class PostfixRelay:
 
     def delivered(self) -> dict[str, bytes]:
         return {message_id_of(m.content): m.content for m in list(self.sink.messages)}
+
+    def deliveries(self) -> int:
+        return len(self.sink.messages)
 
     def held_queue_ids(self) -> set[str]:
         return {str(e["queue_id"]) for e in self.pf.held()}

@@ -336,6 +336,8 @@ class Demo:
             p.append(f"{len(stray)} messages reached the Internet that no customer submitted")
         if len(delivered) - len(stray) != n_delivered:
             p.append(f"the Internet got {len(delivered) - len(stray)} messages, the accounting says {n_delivered}")
+        if relay.deliveries() != len(delivered):
+            p.append(f"{relay.deliveries() - len(delivered)} messages reached the Internet more than once")
         held_q = relay.held_queue_ids()
         n_held = sum(1 for f in fates if f.relay == "held")
         if len(held_q) != n_held:
@@ -428,6 +430,14 @@ class Demo:
                 "accepted": sum(f.receiver == "accepted" for f in fates),
                 "refused": sum(f.receiver == "refused" for f in fates),
                 "reasons": dict(receiver_reasons),
+                "example": next(
+                    (
+                        f"{f.sub.message_id} from {world.customer_of(f.sub).login}: {f.receiver_reason}"
+                        for f in fates
+                        if f.receiver == "refused" and f.sub.spam
+                    ),
+                    "",
+                ),
             },
             "relay_refusal_reasons": dict(refusal_reasons),
             "time_to_containment_s": {
