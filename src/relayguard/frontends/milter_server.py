@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 import socket
 from dataclasses import dataclass, field
 
@@ -29,6 +30,20 @@ from relayguard.protocols.errors import NEED_DATA, ProtocolError
 from relayguard.scoring.verdict import Verdict
 
 log = logging.getLogger("relayguard.frontends.milter")
+
+# Texts from configuration may carry their own enhanced status code ("5.7.1 blocked ..."); it must
+# not be sent twice, and it wins over the default when its class matches the reply's.
+_ENHANCED = re.compile(r"^([245])\.\d{1,3}\.\d{1,3}(?=\s)")
+
+
+def _reply(code: str, status: str, text: str) -> m.ReplyCode:
+    found = _ENHANCED.match(text)
+    if found is not None:
+        rest = text[found.end() :].strip()
+        if found.group(1) == code[0] and rest:
+            return m.ReplyCode(code, found.group(0), rest)
+    return m.ReplyCode(code, status, text)
+
 
 TEMPFAIL_REPLY = m.ReplyCode("451", "4.3.0", "Temporary failure in message scanning, try again later")
 # Headers we add; a copy the client sent in is removed so a forged one cannot pass for ours.
@@ -89,9 +104,9 @@ def verdict_reply(
     action = verdict.action
     text = verdict.message or ""
     if action is Action.REJECT:
-        return mods, m.ReplyCode("550", "5.7.1", text or "Message rejected as spam")
+        return mods, _reply("550", "5.7.1", text or "Message rejected as spam")
     if action is Action.SOFT_REJECT:
-        return mods, m.ReplyCode("451", "4.7.1", text or "Try again later")
+        return mods, _reply("451", "4.7.1", text or "Try again later")
     if action is Action.DISCARD:
         return [], m.Discard()
     if action is Action.QUARANTINE:
