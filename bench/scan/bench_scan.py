@@ -44,8 +44,11 @@ def relayguard_rusage(paths_dir: Path, n: int, config: str | None) -> dict[str, 
     exe = REPO / ".venv" / "bin" / "relayguard"
     argv = [str(exe), "scan", "--json", "--no-progress", *(["--config", config] if config else []), str(paths_dir)]
     t0 = time.perf_counter()
+    # A private data directory: the classifier seeds itself from the shipped starter model, as on a
+    # fresh install, whatever an earlier version left under the operator's own data directory.
+    env = {**os.environ, "XDG_DATA_HOME": str(paths_dir.parent / "data")}
     with open(os.devnull, "wb") as devnull, tempfile.TemporaryFile() as errf:
-        p = subprocess.Popen(pinned(argv, SERVER_CORE), stdout=devnull, stderr=errf)
+        p = subprocess.Popen(pinned(argv, SERVER_CORE), stdout=devnull, stderr=errf, env=env)
         _, status, ru = os.wait4(p.pid, 0)
         wall = time.perf_counter() - t0
         if os.waitstatus_to_exitcode(status) != 0:
@@ -122,6 +125,7 @@ def profile_relayguard(files: list[Path], top: int = 25) -> str:
     from relayguard.config import load_config
     from relayguard.message.parse import parse_message
 
+    os.environ["XDG_DATA_HOME"] = str(files[0].parent.parent / "data")  # as the measured scan above
     settings = load_config()
     pipeline = build_pipeline(settings)
     data = [f.read_bytes() for f in files]
