@@ -35,7 +35,7 @@ REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
 from bench.lib import corpus as corpus_lib  # noqa: E402
-from bench.lib.peers import Spamd, wait_port  # noqa: E402
+from bench.lib.peers import Spamd  # noqa: E402
 
 RESULTS = REPO / "bench" / "results"
 SERVER_CORE = 1 if (os.cpu_count() or 1) > 1 else 0
@@ -363,10 +363,9 @@ class SpamdWithDns(Spamd):
         super().__init__(workdir, core, children=children)
         self.dns_port = dns_port
 
-    def start(self, timeout: float = 180) -> None:
-        self.dir.mkdir(parents=True, exist_ok=True)
-        site = self.dir / "site"
-        site.mkdir(exist_ok=True)
+    local_only = False  # network tests on, resolving only through the bench's rbldnsd
+
+    def write_site(self, site: Path) -> None:
         plugins = "|".join(SA_NO_PLUGINS)
         drop = re.compile(rf"^\s*loadplugin\s+Mail::SpamAssassin::Plugin::({plugins})\b", re.M)
         for f in Path("/etc/spamassassin").glob("*"):
@@ -383,26 +382,6 @@ class SpamdWithDns(Spamd):
             + lists
             + scores
         )
-        argv = [
-            "spamd",
-            "-x",
-            "-u",
-            "nobody",
-            "-i",
-            "127.0.0.1",
-            "-A",
-            "127.0.0.1",
-            "-p",
-            str(self.port),
-            f"--max-children={self.children}",
-            f"--min-children={self.children}",
-            f"--siteconfigpath={site}",
-            f"--pidfile={self.dir / 'spamd.pid'}",
-            "-s",
-            str(self.dir / "spamd.log"),
-        ]
-        self.p = subprocess.Popen(self._pin(argv), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        wait_port(self.port, timeout, self.p)
 
     def symbols(self, path: Path) -> list[str]:
         with path.open("rb") as fh:
