@@ -23,6 +23,27 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def wait_dns(proc: subprocess.Popen[bytes], port: int, name: str, timeout: float = 20.0) -> None:
+    """Wait until a DNS server on 127.0.0.1:port answers a UDP query (any answer will do)."""
+    import dns.message
+
+    deadline = time.monotonic() + timeout
+    q = dns.message.make_query("probe.invalid", "A").to_wire()
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.settimeout(0.05)
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                err = proc.stderr.read().decode() if proc.stderr else ""
+                raise RuntimeError(f"{name} exited: {err}")
+            s.sendto(q, ("127.0.0.1", port))
+            try:
+                s.recvfrom(4096)
+                return
+            except OSError:
+                continue
+    raise RuntimeError(f"{name} did not answer on port {port}")
+
+
 def wait_port(port: int, timeout: float = 20.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

@@ -8,7 +8,6 @@ import shutil
 import socket
 import subprocess
 import tempfile
-import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
@@ -16,6 +15,7 @@ import dns.flags
 import dns.message
 import dns.rdatatype
 
+from peers import wait_dns
 from relayguard.dnsbl.answer import Limits, ZoneSet
 from relayguard.dnsbl.wire import answer_fast, answer_packet
 from relayguard.dnsbl.zonespec import ZoneSpec, build_zoneset
@@ -72,21 +72,8 @@ class Rbldnsd:
             for n in files:
                 os.chmod(os.path.join(root, n), 0o644)
         self.proc = subprocess.Popen(self.cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        deadline = time.monotonic() + 20
-        q = dns.message.make_query("probe.invalid", "A").to_wire()
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-            s.settimeout(0.05)
-            while time.monotonic() < deadline:
-                if self.proc.poll() is not None:
-                    err = self.proc.stderr.read().decode() if self.proc.stderr else ""
-                    raise RuntimeError(f"rbldnsd exited: {err}")
-                s.sendto(q, ("127.0.0.1", self.port))
-                try:
-                    s.recvfrom(4096)
-                    return self
-                except OSError:
-                    continue
-        raise RuntimeError("rbldnsd did not answer")
+        wait_dns(self.proc, self.port, "rbldnsd")
+        return self
 
     def __exit__(self, *exc: object) -> None:
         if self.proc is not None and self.proc.poll() is None:

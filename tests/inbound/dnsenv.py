@@ -12,12 +12,11 @@ import socket
 import subprocess
 import tempfile
 import threading
-import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import dns.message
+from peers import wait_dns
 
 RBLDNSD = shutil.which("rbldnsd") or "/usr/sbin/rbldnsd"
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "inbound"
@@ -88,21 +87,8 @@ class Rbldnsd:
 
     def start(self) -> Rbldnsd:
         self.proc = subprocess.Popen(self.cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        deadline = time.monotonic() + 20
-        q = dns.message.make_query("probe.invalid", "A").to_wire()
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-            s.settimeout(0.05)
-            while time.monotonic() < deadline:
-                if self.proc.poll() is not None:
-                    err = self.proc.stderr.read().decode() if self.proc.stderr else ""
-                    raise RuntimeError(f"rbldnsd exited: {err}")
-                s.sendto(q, ("127.0.0.1", self.port))
-                try:
-                    s.recvfrom(4096)
-                    return self
-                except OSError:
-                    continue
-        raise RuntimeError("rbldnsd did not answer")
+        wait_dns(self.proc, self.port, "rbldnsd")
+        return self
 
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
