@@ -150,3 +150,30 @@ def test_cli_hostile_arguments(cfg: Path, command: str, arg: str, flag: str, val
         r = runner.invoke(cli, argv)
         assert r.exit_code in (0, 1, 2), (argv, r.output, r.exception)
         assert r.exception is None or isinstance(r.exception, SystemExit), (argv, r.exception)
+
+
+def test_show_prints_complaints_for_a_reader(relay: Containment, cfg: Path) -> None:
+    from relayguard.arf.model import Complaint
+
+    relay.attach_complaint(
+        "login:bob",
+        Complaint(
+            key="k1",
+            received_at=relay.clock.now(),
+            status="matched",
+            reporter="fbl@receiver.example",
+            message_id="<spam1@bob.example>",
+            source_ip="127.0.3.9",
+            customer="login:bob",
+            method="message-id",
+            detail="decision log of relay1",
+        ),
+    )
+    relay.attach_complaint("login:bob", {"note": "phoned in by a user"})
+    code, out = run("show", "login:bob", "--config", str(cfg))
+    assert code == 0
+    lines = [x for x in out.splitlines() if " complaint " in x]
+    assert len(lines) == 2
+    assert "abuse report from fbl@receiver.example, traced by message-id (decision log of relay1)" in lines[0]
+    assert "[message <spam1@bob.example>, source 127.0.3.9]" in lines[0]
+    assert '{"note": "phoned in by a user"}' in lines[1]  # an unknown shape is shown whole, never dropped

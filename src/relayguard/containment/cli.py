@@ -157,8 +157,30 @@ def _event_line(kind: str, data: dict[str, Any]) -> str:
         rest = {k: v for k, v in data.items() if k != "action"}
         return f"{data.get('action')} {json.dumps(rest, sort_keys=True, default=str)}"
     if kind == "complaint":
-        return "complaint " + json.dumps(data, sort_keys=True, default=str)[:200]
+        return _complaint_line(data)
     return json.dumps(data, sort_keys=True, default=str)[:200]
+
+
+def _complaint_line(data: dict[str, Any]) -> str:
+    """One line an abuse desk can read: what was reported, by whom, about which message, traced how.
+
+    ARF complaints carry their own `summary`; any other complaint (a mapping from a plugin) falls back to
+    its fields, so nothing is hidden."""
+    summary = data.get("summary")
+    if not isinstance(summary, str) or not summary:
+        if "reporter" in data or "feedback_type" in data:
+            summary = f"{data.get('feedback_type') or 'abuse'} report from {data.get('reporter') or '?'}"
+        else:
+            summary = json.dumps(data, sort_keys=True, default=str)
+    extra = []
+    if data.get("message_id"):
+        extra.append(f"message {data['message_id']}")
+    if data.get("source_ip"):
+        extra.append(f"source {data['source_ip']}")
+    if data.get("duplicates"):
+        extra.append(f"{data['duplicates']} duplicates")
+    line = summary + (f" [{', '.join(extra)}]" if extra else "")
+    return line[:300]
 
 
 @incidents.command("show")
