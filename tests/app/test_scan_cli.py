@@ -23,6 +23,8 @@ RELAY_KEYS = {
     "msa",
     "protocol",
     "time",
+    "no_rdns",
+    "dialect",
 }
 TOP_KEYS = {
     "path",
@@ -112,3 +114,21 @@ def test_demo_runs_offline_on_the_shipped_sample() -> None:
     r = run("demo")
     assert r.returncode == 0, r.stderr
     assert "238 messages" in r.stdout
+
+
+def test_json_says_which_hops_had_no_reverse_dns(tmp_path: Path) -> None:
+    # Sendmail looked the client up and found no name: SpamAssassin's no_reverse_dns; the hop above
+    # has a name, and an address-only qmail line says nothing either way.
+    msg = tmp_path / "m.eml"
+    msg.write_bytes(
+        b"Received: from ratree.psu.ac.th (delta.coe.psu.ac.th [172.30.0.98]) by mx2.example.org"
+        b" (8.11.6/8.11.6) with ESMTP id g7MBWel29762; Thu, 22 Aug 2002 18:32:40 +0700\n"
+        b"Received: from ratree.psu.ac.th ([202.28.97.6]) by mx1.example.org (8.11.6/8.11.6)"
+        b" with SMTP id g7MBIhl25223; Thu, 22 Aug 2002 07:18:55 -0400\n"
+        b"From: a@example.org\nTo: b@example.org\nSubject: hi\n\nhello\n"
+    )
+    r = run("scan", "--json", str(msg))
+    assert r.returncode == 0, r.stderr
+    relays = json.loads(r.stdout)["relays"]
+    assert [(x["ip"], x["no_rdns"]) for x in relays] == [("172.30.0.98", False), ("202.28.97.6", True)]
+    assert all(x["dialect"] == "sendmail" for x in relays)

@@ -49,6 +49,8 @@ class Relay:
             "trusted": self.trusted,
             "internal": self.internal,
             "msa": self.msa,
+            "no_rdns": self.no_rdns,
+            "dialect": self.dialect,
         }
 
 
