@@ -182,8 +182,26 @@ def serve(config_path: str | None, listen: str | None, lmtp: bool | None) -> Non
         from relayguard.arf.outgoing import AutoReporter
 
         auto = AutoReporter(w.settings, w.containment.store, w.store, w.decisions)
+    lease_file = settings.outbound.lease_file
+    leases = getattr(getattr(w.identity, "resolver", None), "leases", None)
+
+    async def main() -> None:
+        follow: asyncio.Task[None] | None = None
+        if lease_file and leases is not None:
+            # Complaints arrive days after the mail: the lease history must keep growing while we run,
+            # or every address leased since start-up would stay untraceable. The relay's `serve` owns
+            # the lease socket; a file can be followed by any number of readers.
+            from relayguard.outbound.leasefeed import LeaseFeed
+
+            follow = asyncio.create_task(LeaseFeed(leases).follow_file(lease_file))
+        try:
+            await run(w.ingestor(), host, port, w.settings.lmtp if lmtp is None else lmtp, auto)
+        finally:
+            if follow is not None:
+                follow.cancel()
+
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(run(w.ingestor(), host, port, w.settings.lmtp if lmtp is None else lmtp, auto))
+        asyncio.run(main())
 
 
 def stats_data(w: Any, since: float) -> dict[str, Any]:
