@@ -113,3 +113,15 @@ def test_background_recorder(containment: Containment) -> None:
     dec.recorder.flush()
     assert len(c.store.held_unreleased("login:alice", c.relay)) == 50
     dec.recorder.close()
+
+
+def test_decision_is_reused_only_while_the_state_is_unchanged(containment: Containment) -> None:
+    c = containment
+    first = c.decide("login:carol", "m1")
+    assert c.decide("login:carol", "m2") is first  # same state record: the same decision, not a new one
+    c.escalate("login:carol", S.HELD, "sequential test")
+    held = c.decide("login:carol", "m3")
+    assert held.state is S.HELD and held.action.policy == "HOLD"
+    c.command("release", "login:carol")
+    c.poll()
+    assert c.decide("login:carol", "m4").state is S.NORMAL

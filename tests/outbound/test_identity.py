@@ -190,3 +190,24 @@ def test_fuzz_cidr_parser(text: str) -> None:
         return
     s.lookup(ip("192.0.2.1"))
     s.lookup(ip("2001:db8::1"))
+
+
+def test_customer_fast_path_answers_as_resolve() -> None:
+    """`customer()` (the policy hot path, with memos) gives resolve()'s customer, leases still by time."""
+    h = LeaseHistory()
+    r = IdentityResolver(StaticAssignments.parse("192.0.2.0/24 SUB-1\n"), h, ipv6_prefix=56)
+    cases = [
+        ("Alice ", "192.0.2.7"), ("", "192.0.2.7"), ("", "203.0.113.5"), ("", "[203.0.113.5]"),
+        ("", "2001:db8:77:1::1"), ("", "::ffff:198.51.100.1"), ("", "not-an-address"), ("bob", ""),
+    ]  # fmt: skip
+    for _ in range(2):  # the second round answers from the memos
+        for login, addr in cases:
+            want = r.resolve(Envelope(client_ip=addr or None, sasl_username=login or None), 50).customer
+            assert r.customer(login, addr, 50) == want
+    # a lease that starts later wins over the memoized address, and only while it lasts
+    h.load_lines(["Acct-Status-Type=Start User-Name=cust1 Framed-IP-Address=203.0.113.5 Event-Timestamp=100"])
+    assert r.customer("", "203.0.113.5", 50) == "ip:203.0.113.5"
+    assert r.customer("", "203.0.113.5", 150) == "sub:cust1"
+    # new static assignments are seen at once
+    r.static = StaticAssignments.parse("203.0.113.0/24 SUB-9\n")
+    assert r.customer("", "203.0.113.77", 150) == "sub:SUB-9"

@@ -29,6 +29,9 @@ log = logging.getLogger("relayguard.containment")
 
 Identify = Callable[[Envelope, float], str]
 
+_DECIDED_STATES = frozenset({"RCPT", "END-OF-MESSAGE", "DATA"})
+_REFUSALS = frozenset({PolicyAction.REJECT, PolicyAction.DEFER_IF_PERMIT, PolicyAction.DEFER})
+
 
 def envelope_of(request: PolicyRequest) -> Envelope:
     a = request.attrs
@@ -109,9 +112,13 @@ class ContainmentDecider:
         identify: Identify | None = None,
         max_pending: int = 50_000,
         background: bool = False,
+        resolver: IdentityResolver | None = None,
     ) -> None:
         self.containment = containment
-        self.identify = identify or default_identify()
+        r = resolver or IdentityResolver()
+        self.identify = identify or default_identify(r)
+        # Without a custom `identify`, the hot path asks the resolver directly (no Envelope per message).
+        self._resolver = r if identify is None else None
         self.max_pending = max_pending
         # background=True: the END-OF-MESSAGE reply does not wait for the decision-log write
         self.recorder = Recorder(containment) if background else None
@@ -124,36 +131,58 @@ class ContainmentDecider:
             return DUNNO
         return PolicyReply(PolicyAction(act.policy), act.text)
 
+    def _customer(self, request: PolicyRequest, t: float) -> str | None:
+        """The customer a message is decided for; None when the request names nobody."""
+        a = request.attrs
+        login = a.get("sasl_username", "")
+        address = a.get("client_address", "")
+        if not login and not address:
+            return None
+        if self._resolver is not None:
+            return self._resolver.customer(login, address, t)
+        return self.identify(envelope_of(request), t)
+
     def decide(self, request: PolicyRequest) -> PolicyReply:
-        state = request.state
-        if state not in ("RCPT", "END-OF-MESSAGE", "DATA"):
+        a = request.attrs
+        state = a.get("protocol_state", "")
+        if state not in _DECIDED_STATES:
             return DUNNO
-        instance = request.instance
+        instance = a.get("instance", "")
         c = self.containment
         t = c.clock.now()
-        known = self._pending.get(instance) if instance else None
+        pending = self._pending
+        known = pending.get(instance) if instance else None
         if known is None:
-            env = envelope_of(request)
-            if not env.sasl_username and not env.client_ip:
+            customer = self._customer(request, t)
+            if customer is None:
                 return DUNNO
-            d = c.decide(self.identify(env, t), instance, t)
+            d = c.decide(customer, instance, t)
             known = (d, self._reply(d), False)
             if instance:
-                self._pending[instance] = known
-                while len(self._pending) > self.max_pending:
-                    self._pending.popitem(last=False)
+                pending[instance] = known
+                if len(pending) > self.max_pending:
+                    pending.popitem(last=False)
         d, reply, recorded = known
-        refused = reply.action in (PolicyAction.REJECT, PolicyAction.DEFER_IF_PERMIT, PolicyAction.DEFER)
         if state == "END-OF-MESSAGE":
-            self._pending.pop(instance, None)
+            pending.pop(instance, None)
             if not recorded:
                 self._record(request, d, reply, t)
-        elif refused and not recorded:
+        elif not recorded and reply is not DUNNO and reply.action in _REFUSALS:
             # refused at RCPT: there will be no END-OF-MESSAGE, record now (without a queue id)
             if instance:
-                self._pending[instance] = (d, reply, True)
+                pending[instance] = (d, reply, True)
             self._record(request, d, reply, t)
         return reply
+
+    def flush(self) -> None:
+        """Wait until every decision handed to the background writer is in the store."""
+        if self.recorder is not None:
+            self.recorder.flush()
+
+    def close(self) -> None:
+        """Write what is queued and stop the background writer (shutdown: nothing queued is lost)."""
+        if self.recorder is not None:
+            self.recorder.close()
 
     def _record(self, request: PolicyRequest, d: Decision, reply: PolicyReply, t: float) -> None:
         a = request.attrs

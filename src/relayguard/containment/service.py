@@ -33,7 +33,7 @@ from relayguard.containment.incidents import (
 from relayguard.containment.listing import Listings, listable
 from relayguard.containment.release import Postsuper, release_held
 from relayguard.containment.settings import ContainmentSettings
-from relayguard.containment.shared_state import SHARED_STATE_FAIL, SharedState
+from relayguard.containment.shared_state import SHARED_STATE_FAIL, SharedState, StateRecord
 from relayguard.containment.states import (
     Actor,
     ContainmentState,
@@ -49,6 +49,7 @@ from relayguard.core.clock import Clock, SystemClock
 log = logging.getLogger("relayguard.containment")
 
 THROTTLE_WINDOW = 3600.0
+DECISION_MEMO = 200_000  # customers whose last decision is kept for reuse (cleared when full)
 
 _COMMAND_TARGET = {
     "release": ContainmentState.NORMAL,
@@ -112,6 +113,8 @@ class Containment:
         self.on_release = list(on_release)
         self.redaction = Redaction(settings.redact_recipients, settings.redact_body, settings.excerpt_chars)
         self.cursor = self._start_cursor()
+        # customer -> (the state record a decision was made from, that decision): see decide()
+        self._decisions: dict[str, tuple[StateRecord, Decision]] = {}
 
     def _start_cursor(self) -> int | None:
         """Where this relay's command polling starts: where it stopped last time (commands queued while it
@@ -132,12 +135,22 @@ class Containment:
         now = self.clock.now() if t is None else t
         rec, adm = self.shared.lookup(customer, message_key, now, THROTTLE_WINDOW, self.settings.throttle_per_hour)
         degraded = self.shared.degraded
+        if adm is None and not degraded:
+            # The same state record gives the same decision: reuse it (most customers' record never changes).
+            memo = self._decisions.get(customer)
+            if memo is not None and memo[0] is rec:
+                return memo[1]
         over = adm is not None and not adm.allowed
         s = self.settings
         act = action_for(
             rec.state, over_throttle=over, defer_text=s.defer_text, hold_text=s.hold_text, reject_text=s.reject_text
         )
-        return Decision(customer, rec.state, act, (SHARED_STATE_FAIL.name,) if degraded else (), rec.since, rec.reason)
+        d = Decision(customer, rec.state, act, (SHARED_STATE_FAIL.name,) if degraded else (), rec.since, rec.reason)
+        if adm is None and not degraded:
+            if len(self._decisions) >= DECISION_MEMO:
+                self._decisions.clear()
+            self._decisions[customer] = (rec, d)
+        return d
 
     # ------------------------------------------------------------------ after the verdict
 

@@ -208,6 +208,9 @@ class MemorySharedState:
     def lookup(
         self, customer: str, message_id: str, t: float, window: float, limit: int
     ) -> tuple[StateRecord, Admission | None]:
+        if customer not in self._c:
+            # never seen (most customers): NORMAL, as get_state answers, without the lock and the LRU touch
+            return NORMAL_RECORD, None
         rec = self.get_state(customer)
         if rec.state is not ContainmentState.THROTTLED:
             return rec, None

@@ -129,10 +129,14 @@ class FirstAnswer:
         self.deciders = tuple(deciders)
 
     def decide(self, request: PolicyRequest) -> DecisionResult:
-        for i, d in enumerate(self.deciders):
+        i = 0
+        for d in self.deciders:
+            i += 1
             r = d.decide(request)
+            if r is DUNNO:
+                continue
             if not isinstance(r, PolicyReply):
-                return self._rest(request, r, i + 1)
+                return self._rest(request, r, i)
             if r.action is not PolicyAction.DUNNO:
                 return r
         return DUNNO

@@ -18,7 +18,6 @@ from relayguard.frontends.settings import FailMode
 from relayguard.protocols.errors import NEED_DATA, ProtocolError
 from relayguard.protocols.policy import (
     DUNNO,
-    ConnectionClosed,
     PolicyAction,
     PolicyConnection,
     PolicyReply,
@@ -93,6 +92,7 @@ class PolicyProtocol(asyncio.Protocol):
         return None
 
     def _drain(self) -> None:
+        # The hot path: one request in, one reply out, per RCPT of every message the relay handles.
         service = self.service
         conn = self.conn
         transport = self.transport
@@ -108,10 +108,9 @@ class PolicyProtocol(asyncio.Protocol):
                 return
             if event is NEED_DATA:
                 return
-            if isinstance(event, ConnectionClosed):
-                self.close()
+            if not isinstance(event, PolicyRequest):
+                self.close()  # ConnectionClosed
                 return
-            assert isinstance(event, PolicyRequest)
             service.requests += 1
             try:
                 result = service.decider.decide(event)

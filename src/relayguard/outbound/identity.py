@@ -42,6 +42,7 @@ from relayguard.message.facts import Envelope
 log = logging.getLogger("relayguard.outbound")
 
 MAX_LINE = 4096  # a lease or CIDR line longer than this is refused, not parsed
+MEMO_SIZE = 200_000  # entries per IdentityResolver.customer() memo (cleared when full)
 
 
 @dataclass(frozen=True, slots=True)
@@ -353,9 +354,15 @@ class IdentityResolver:
         leases: LeaseHistory | None = None,
         ipv6_prefix: int = 64,
     ) -> None:
-        self.static = static or StaticAssignments()
-        self.leases = leases or LeaseHistory()
+        # `is None`, not `or`: an empty history handed in is filled later (a lease feed) and must be the one used
+        self.static = static if static is not None else StaticAssignments()
+        self.leases = leases if leases is not None else LeaseHistory()
         self.ipv6_prefix = ipv6_prefix
+        # customer() memos: a login's key never changes; an address's does only with the static
+        # assignments (compared by identity) or a lease, which is looked up first, every time.
+        self._login_keys: dict[str, str] = {}
+        self._address_keys: dict[str, str] = {}
+        self._keys_static = self.static
 
     def resolve(self, env: Envelope, t: float) -> Identity:
         ip = parse_ip(env.client_ip)
@@ -373,6 +380,43 @@ class IdentityResolver:
         if ip.version == 6:
             return Identity(f"net6:{network}", "address", network)
         return Identity(f"ip:{ip}", "address", network)
+
+    def customer(self, sasl_username: str, client_ip: str, t: float) -> str:
+        """`resolve(Envelope(sasl_username=..., client_ip=...), t).customer` for the policy hot path: no
+        Identity, no network text, and the answers that cannot change between calls come from memos."""
+        if sasl_username:
+            key = self._login_keys.get(sasl_username)
+            if key is None:
+                if len(self._login_keys) >= MEMO_SIZE:
+                    self._login_keys.clear()
+                key = self._login_keys[sasl_username] = f"login:{sasl_username.strip().lower()}"
+            return key
+        if self.leases:
+            ip = parse_ip(client_ip)
+            if ip is None:
+                return "unknown"
+            held = self.leases.lookup(ip, t)
+            if held is not None:
+                return f"sub:{held[0]}"
+        if self._keys_static is not self.static:
+            self._address_keys.clear()
+            self._keys_static = self.static
+        key = self._address_keys.get(client_ip)
+        if key is None:
+            ip = parse_ip(client_ip)
+            if ip is None:
+                return "unknown"
+            sub = self.static.lookup(ip)
+            if sub is not None:
+                key = f"sub:{sub}"
+            elif ip.version == 6:
+                key = f"net6:{client_network(ip, self.ipv6_prefix)}"
+            else:
+                key = f"ip:{ip}"
+            if len(self._address_keys) >= MEMO_SIZE:
+                self._address_keys.clear()
+            self._address_keys[client_ip] = key
+        return key
 
 
 class LoginNetworks:

@@ -138,6 +138,8 @@ class PolicyConnection:
 
     def next_event(self) -> PolicyRequest | ConnectionClosed | _NeedData:
         buf = self._buf
+        if not buf and not self._eof:
+            return NEED_DATA  # the usual state after a request was taken
         end = buf.find(b"\n\n")
         if end < 0:
             if buf.startswith(b"\n"):
@@ -154,15 +156,18 @@ class PolicyConnection:
             return NEED_DATA
         if end + 2 > self.max_request_bytes:
             raise RemoteProtocolError(f"request larger than {self.max_request_bytes} bytes")
-        raw = bytes(buf[:end])
-        del buf[: end + 2]
+        raw = buf[:end]
+        if end + 2 == len(buf):
+            buf.clear()  # the usual case: the buffer held exactly one request
+        else:
+            del buf[: end + 2]
         if not raw:
             raise RemoteProtocolError("empty request (a blank line with no attributes)")
         req = self._parse(raw)
         self._awaiting_reply += 1
         return req
 
-    def _parse(self, raw: bytes) -> PolicyRequest:
+    def _parse(self, raw: bytes | bytearray) -> PolicyRequest:
         # Hot path (every RCPT of every message): decode once and split in C; the slow per-line path
         # runs only to explain what was wrong.
         text = raw.decode("utf-8", "replace")
