@@ -171,6 +171,20 @@ class NameTable:
     def __len__(self) -> int:
         return len(self._hashes)
 
+    _ARRAYS = ("_hashes", "_offs", "_lens", "_vals")
+
+    # the memoryviews pickle as their numpy arrays (see ip4.SortedKeys), the names as UTF-8 bytes in an
+    # array too: a pickled str of megabytes is copied and decoded on the way in, several ms in one piece
+    def __getstate__(self) -> tuple[tuple[np.ndarray, ...], np.ndarray, dict[str, tuple[int, ...]]]:
+        blob = np.frombuffer(self._blob.encode("utf-8", "surrogatepass"), dtype=np.uint8)
+        return tuple(np.asarray(getattr(self, k)) for k in self._ARRAYS), blob, self._multi
+
+    def __setstate__(self, state: tuple[tuple[np.ndarray, ...], np.ndarray, dict[str, tuple[int, ...]]]) -> None:
+        arrays, blob, self._multi = state
+        self._blob = str(blob.data, "utf-8", "surrogatepass")
+        for k, arr in zip(self._ARRAYS, arrays, strict=True):
+            setattr(self, k, arr.data)
+
     def get(self, name: str) -> Vals | None:
         hashes = self._hashes
         h = hash(name) & _MASK64

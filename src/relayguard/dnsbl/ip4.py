@@ -97,6 +97,15 @@ class SortedKeys:
     def __len__(self) -> int:
         return len(self.keys)
 
+    # pickled as the numpy arrays under the memoryviews (which do not pickle): a reload built in a child
+    # process hands them over without a copy (see handover)
+    def __getstate__(self) -> tuple[np.ndarray, ...]:
+        return tuple(np.asarray(getattr(self, k)) for k in self.__slots__)
+
+    def __setstate__(self, state: tuple[np.ndarray, ...]) -> None:
+        for k, arr in zip(self.__slots__, state, strict=True):
+            setattr(self, k, arr.data)
+
     def find(self, key: int) -> int:
         """Index of the first entry equal to key, or -1."""
         b = key >> 16

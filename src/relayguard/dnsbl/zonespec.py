@@ -162,11 +162,35 @@ def load_dataset(dtype: str, sources: list[Source], limits: Limits) -> Dataset:
     raise SpecError(f"unknown dataset type {dtype}")
 
 
+DatasetKey = tuple[str, tuple[str, ...]]  # (type, file paths): datasets are shared by every zone using them
+
+
+def load_one(key: DatasetKey, limits: Limits) -> Dataset | Acl:
+    dtype, paths = key
+    if dtype == "acl":
+        return Acl.load(list(paths), limits)
+    return load_dataset(dtype, list(paths), limits)
+
+
+def load_checked(key: DatasetKey, limits: Limits) -> tuple[Dataset | Acl, dict[str, float]]:
+    """Load one dataset and the mtimes its files had; raises StaleFiles if one moved meanwhile (a file
+    being rewritten in place must not be served half-written)."""
+    before = file_mtimes(list(key[1]))
+    ds = load_one(key, limits)
+    if file_mtimes(list(key[1])) != before:
+        raise StaleFiles("data files changed while loading")
+    return ds, before
+
+
+class StaleFiles(RuntimeError):
+    pass
+
+
 @dataclass(slots=True)
 class Loaded:
     zoneset: ZoneSet
     files: dict[str, float]  # path -> mtime seen at load
-    datasets: dict[tuple[str, tuple[str, ...]], Dataset | Acl]
+    datasets: dict[DatasetKey, Dataset | Acl]
     load_seconds: float
     file_zones: list[Zone] = field(default_factory=list)
 
@@ -177,13 +201,15 @@ def file_mtimes(paths: Sequence[str]) -> dict[str, float]:
 
 def build_zoneset(specs: Sequence[ZoneSpec], limits: Limits, *, lazy: bool = True, workdir: str | None = None,
                   extra_zones: Sequence[Zone] = (),
-                  reuse: dict[tuple[str, tuple[str, ...]], Dataset | Acl] | None = None,
+                  reuse: dict[DatasetKey, Dataset | Acl] | None = None,
                   reuse_mtimes: dict[str, float] | None = None,
-                  load_only: tuple[str, tuple[str, ...]] | None = None) -> Loaded:
+                  load_only: DatasetKey | None = None,
+                  fresh: dict[DatasetKey, tuple[Dataset | Acl, dict[str, float]]] | None = None) -> Loaded:
     """Load every dataset (once per type+files) and assemble zones. Raises on unreadable files.
 
     With reuse/reuse_mtimes, datasets whose files did not change are taken over from the previous load;
     with load_only too, every dataset but that one is taken over (changed or not: a later step loads it).
+    fresh holds datasets already loaded elsewhere (a build process), with the mtimes they were read at.
     """
     t0 = time.monotonic()
     base = workdir or "."
@@ -198,9 +224,14 @@ def build_zoneset(specs: Sequence[ZoneSpec], limits: Limits, *, lazy: bool = Tru
             continue
         paths = tuple(os.path.join(base, f) for f in spec.files)
         key = (spec.dtype, paths)
-        cur = file_mtimes(paths)
-        mtimes.update(cur)
         ds: Dataset | Acl | None = datasets.get(key)
+        if fresh is not None and key in fresh:
+            ds, seen = fresh[key]
+            mtimes.update(seen)  # as read by the build, so that a later change is seen as one
+            datasets[key] = ds
+        else:
+            cur = file_mtimes(paths)
+            mtimes.update(cur)
         if ds is None:
             old = reuse.get(key) if reuse else None
             if old is not None and load_only is not None and key != load_only and reuse_mtimes is not None:
@@ -209,10 +240,8 @@ def build_zoneset(specs: Sequence[ZoneSpec], limits: Limits, *, lazy: bool = Tru
             elif old is not None and reuse_mtimes is not None and all(
                     reuse_mtimes.get(p) == m for p, m in cur.items()):
                 ds = old
-            elif spec.dtype == "acl":
-                ds = Acl.load(list(paths), limits)
             else:
-                ds = load_dataset(spec.dtype, list(paths), limits)
+                ds = load_one(key, limits)
             datasets[key] = ds
         assert ds is not None
         serials[id(ds)] = mtime_serial(paths)
