@@ -29,6 +29,7 @@ log = logging.getLogger("relayguard.containment")
 
 Identify = Callable[[Envelope, float], str]
 
+LAST_MEMO = 200_000  # customers whose last pending entry is shared (cleared when full)
 _DECIDED_STATES = frozenset({"RCPT", "END-OF-MESSAGE", "DATA"})
 _REFUSALS = frozenset({PolicyAction.REJECT, PolicyAction.DEFER_IF_PERMIT, PolicyAction.DEFER})
 
@@ -100,9 +101,14 @@ class Recorder:
     def flush(self) -> None:
         self.queue.join()
 
-    def close(self) -> None:
-        self.queue.put(None)
-        self.thread.join(30)
+    def close(self, timeout: float = 60.0) -> None:
+        """Write everything queued, then stop the thread (idempotent)."""
+        if self.thread.is_alive():
+            self.queue.put(None)
+            self.thread.join(timeout)
+        if self.thread.is_alive():
+            n = self.queue.qsize()
+            log.error("containment: decision writer still busy after %.0fs; %d decisions queued", timeout, n)
 
 
 class ContainmentDecider:
@@ -124,6 +130,10 @@ class ContainmentDecider:
         self.recorder = Recorder(containment) if background else None
         # instance -> (decision, reply, recorded): one decision and one log record per message
         self._pending: OrderedDict[str, tuple[Decision, PolicyReply, bool]] = OrderedDict()
+        # customer -> the pending entry of its last message: while the decision is the same object (see
+        # Containment.decide), messages share one entry, so a busy relay allocates nothing per message
+        # that outlives it (nothing for the garbage collector to walk again and again)
+        self._last: dict[str, tuple[Decision, PolicyReply, bool]] = {}
 
     def _reply(self, d: Decision) -> PolicyReply:
         act = d.action
@@ -157,7 +167,14 @@ class ContainmentDecider:
             if customer is None:
                 return DUNNO
             d = c.decide(customer, instance, t)
-            known = (d, self._reply(d), False)
+            last = self._last.get(customer)
+            if last is not None and last[0] is d:
+                known = last  # the same decision as this customer's last message: share its entry
+            else:
+                known = (d, self._reply(d), False)
+                if len(self._last) >= LAST_MEMO:
+                    self._last.clear()
+                self._last[customer] = known
             if instance:
                 pending[instance] = known
                 if len(pending) > self.max_pending:

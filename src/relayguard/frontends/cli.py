@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import signal
 from pathlib import Path
@@ -31,6 +32,15 @@ def _load(path: str | None, overrides: dict[str, list[str]]) -> Settings:
     return settings.model_copy(update={"frontends": merged})
 
 
+def settle_heap() -> None:
+    """After start-up (and a reload): collect once, then move what survived (modules, configuration,
+    models, listeners) out of the collector's sight. The policy path answers tens of thousands of
+    requests a second; without this every full collection walks the whole start-up heap again, a pause
+    of tens of milliseconds that every connection waits through."""
+    gc.collect()
+    gc.freeze()
+
+
 async def _serve(config: str | None, overrides: dict[str, list[str]]) -> None:
     from relayguard.frontends.runtime import Frontends, build_containment
 
@@ -38,6 +48,7 @@ async def _serve(config: str | None, overrides: dict[str, list[str]]) -> None:
     # Containment keeps state across reloads (its settings need a restart), like listen addresses.
     fe = Frontends(settings, containment=build_containment(settings))
     await fe.start()
+    settle_heap()
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
 
@@ -51,6 +62,7 @@ async def _serve(config: str | None, overrides: dict[str, list[str]]) -> None:
             fe.reload(new)
         except Exception:
             log.exception("reload failed, keeping the running configuration")
+        settle_heap()
 
     loop.add_signal_handler(signal.SIGTERM, stop.set)
     loop.add_signal_handler(signal.SIGINT, stop.set)

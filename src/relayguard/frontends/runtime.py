@@ -26,6 +26,7 @@ from relayguard.frontends.spamd_server import SpamdService
 
 if TYPE_CHECKING:
     from relayguard.containment.agent import ContainmentAgent
+    from relayguard.containment.decider import ContainmentDecider
     from relayguard.containment.service import Containment
 
 log = logging.getLogger("relayguard.frontends")
@@ -38,14 +39,21 @@ def frontend_settings(settings: Settings) -> FrontendsSettings:
     return FrontendsSettings.model_validate(fs)  # until schema.py carries the model
 
 
-def build_policy_decider(settings: Settings, containment: Containment | None = None) -> PolicyDecider:
-    """The decision path that exists today: containment (when enabled), then the per-login rate limit."""
+def build_policy_decider(
+    settings: Settings, containment: Containment | None = None, containment_decider: ContainmentDecider | None = None
+) -> PolicyDecider:
+    """The decision path that exists today: containment (when enabled), then the per-login rate limit.
+
+    `containment_decider` is reused when given (`Frontends` keeps one across reloads: its messages in
+    progress and its background decision writer live on); otherwise one is made for `containment`."""
     p = frontend_settings(settings).policy
     deciders: list[PolicyDecider] = []
-    if containment is not None:
+    if containment_decider is None and containment is not None:
         from relayguard.containment.decider import ContainmentDecider
 
-        deciders.append(ContainmentDecider(containment))
+        containment_decider = ContainmentDecider(containment)
+    if containment_decider is not None:
+        deciders.append(containment_decider)
     if p.rate_limit > 0:
         deciders.append(RateLimitDecider(p.rate_limit, p.rate_window, p.rate_state, NetSet(p.rate_exempt), p.rate_text))
     return deciders[0] if len(deciders) == 1 else FirstAnswer(deciders)
@@ -71,8 +79,17 @@ class Frontends:
         fs = frontend_settings(self.settings)
         self._agent: ContainmentAgent | None = None
         self._agent_task: asyncio.Task[None] | None = None
+        self.containment_decider: ContainmentDecider | None = None
+        if self.containment is not None:
+            from relayguard.containment.decider import ContainmentDecider
+
+            # Write-behind: the decision log is written in batches on a worker thread, never on the
+            # request path; stop() writes whatever is still queued before it returns.
+            self.containment_decider = ContainmentDecider(self.containment, background=True)
         self.policy = PolicyService(
-            build_policy_decider(self.settings, self.containment), fs.policy.fail_mode, fs.policy.max_request_bytes
+            build_policy_decider(self.settings, self.containment, self.containment_decider),
+            fs.policy.fail_mode,
+            fs.policy.max_request_bytes,
         )
         self._scanner: Scanner | None = None
         self.milter: MilterService | None = None
@@ -150,7 +167,7 @@ class Frontends:
             new.http.listen,
         ):
             log.warning("listen addresses changed: they take effect at the next restart")
-        self.policy.decider = build_policy_decider(settings, self.containment)
+        self.policy.decider = build_policy_decider(settings, self.containment, self.containment_decider)
         self.policy.fail_mode = new.policy.fail_mode
         if self._scanner is not None:
             # Build the new pipeline before swapping, so a broken one leaves the old in place.
@@ -203,3 +220,6 @@ class Frontends:
         if self._agent is not None and self._agent_task is not None:
             self._agent.stop()
             await self._agent_task
+        if self.containment_decider is not None:
+            # every answer is written: now the decisions still queued for the log (nothing is lost)
+            await asyncio.to_thread(self.containment_decider.close)
