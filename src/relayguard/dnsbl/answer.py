@@ -13,7 +13,7 @@ import struct
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 from relayguard.dnsbl.datafile import Meta, Rec, Soa
 
@@ -359,6 +359,7 @@ class ZoneSet:
         self.by_name: dict[str, Zone] = {}
         for z in zones:
             self.by_name.setdefault(z.name, z)
+        self.fast: Any = None  # wire.FastPath, the fast path's tables, built on the first query
 
     def find_zone(self, labels: tuple[str, ...]) -> Zone | None:
         for z in self._by_len:

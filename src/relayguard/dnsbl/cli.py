@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 import sys
 import time
@@ -202,6 +203,9 @@ def serve(listen: tuple[str, ...], config: str | None, database: str | None, pos
         catalog.load()
     except (OSError, ValueError) as e:
         raise click.ClickException(f"cannot load zones: {e}") from e
+    # what is loaded now lives as long as the server: keep the cyclic GC from walking it again and again
+    gc.collect()
+    gc.freeze()
 
     def factory() -> DnsblServer:
         if live is not None and store is not None:

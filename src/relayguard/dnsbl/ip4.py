@@ -374,6 +374,15 @@ class Ip4Set:
         self.levels = [lv for lv in levels]
         self._active = [(lv, m) for lv, m in zip(levels, _MASKS, strict=True) if len(lv)]
         self.ttl = limits.ttl_of(meta)
+        self._flat = [(lv.keys, lv.vals, lv.buckets, m) for lv, m in self._active]  # for fast()
+
+    # _flat holds the levels' memoryviews (which do not pickle): it is taken again from the unpickled levels
+    def __getstate__(self) -> dict[str, object]:
+        return {k: v for k, v in self.__dict__.items() if k != "_flat"}
+
+    def __setstate__(self, state: dict[str, object]) -> None:
+        self.__dict__.update(state)
+        self._flat = [(lv.keys, lv.vals, lv.buckets, m) for lv, m in self._active]
 
     @classmethod
     def load(cls, paths: Iterable[Source], limits: Limits) -> Ip4Set:
@@ -418,15 +427,36 @@ class Ip4Set:
         return []
 
     def fast(self, ip: int | None, qtype: int, out: list[bytes]) -> bool:
+        """lookup() and the records, inlined: this runs for every IPv4 question of the zone."""
         if ip is None:
             return False
-        found = self.lookup(ip)
-        if not found:
-            return False
-        value = ip4_text(ip) if qtype == T_TXT else ""
-        for rec in found:
-            emit_a_txt(out, qtype, rec, value, self.meta, self.ttl)
-        return True
+        for keys, vals, buckets, mask in self._flat:
+            k = ip & mask
+            b = k >> 16
+            lo = buckets[b]
+            hi = buckets[b + 1]
+            if lo == hi:
+                continue
+            low = k & 0xFFFF
+            i = bisect_left(keys, low, lo, hi)
+            if i == hi or keys[i] != low:
+                continue
+            v = vals[i]
+            if v == 0:
+                return False  # excluded at the level that decides
+            recs = self.recs
+            value = ip4_text(ip) if qtype == T_TXT else ""
+            found = False
+            while True:
+                rec = recs[v]
+                if rec is not None:
+                    emit_a_txt(out, qtype, rec, value, self.meta, self.ttl)
+                    found = True
+                i += 1
+                if i == hi or keys[i] != low:
+                    return found
+                v = vals[i]
+        return False
 
     def query(self, q: Query, ans: Answer) -> bool:
         ip = q.ip4

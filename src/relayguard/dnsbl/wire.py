@@ -311,17 +311,19 @@ class FastPath:
         self.ip4_by_wire = ip4
         self.ip4_re: re.Pattern[bytes] | None = None
         if ip4:
+            # the whole plain query up to QCLASS, header included: id, flags of a plain query (QR, opcode,
+            # AA, TC clear), one question, no answer or authority records, ARCOUNT 0 or 1 (an OPT)
+            header = rb"..[\x00-\x07].\x00\x01\x00\x00\x00\x00\x00([\x00\x01])"
             octet = rb"(\x01\d|\x02\d\d|\x03\d\d\d)"
             zones = b"|".join(re.escape(w) for w in sorted(ip4, key=len, reverse=True))
-            self.ip4_re = re.compile(octet * 4 + rb"(" + zones + rb")\x00\x00([\x01\x10])\x00\x01",
+            self.ip4_re = re.compile(header + octet * 4 + rb"(" + zones + rb")\x00\x00([\x01\x10])\x00\x01",
                                      re.IGNORECASE | re.DOTALL)
 
 
 def fast_path(zs: ZoneSet) -> FastPath:
-    fp: FastPath | None = getattr(zs, "_fast", None)
+    fp: FastPath | None = zs.fast
     if fp is None:
-        fp = FastPath(zs)
-        zs._fast = fp  # type: ignore[attr-defined]
+        fp = zs.fast = FastPath(zs)
     return fp
 
 
@@ -334,17 +336,17 @@ def answer_fast(zs: ZoneSet, data: bytes, peer: str | None) -> bytes | None:
     Anything unusual (other types, classes, opcodes, extra records, zones with acl or generic data, the
     zone apex) falls back to answer_packet, which gives the same answers the slow way.
     """
-    n = len(data)
-    if n < 17 or data[2] & 0xF8 or data[4:10] != b"\x00\x01\x00\x00\x00\x00" or data[10] or data[11] > 1:
-        return answer_packet(zs, data, peer)
-    fp = fast_path(zs)
+    fp = zs.fast or fast_path(zs)
     rx = fp.ip4_re
+    n = len(data)
     if rx is not None:
-        m = rx.match(data, 12)
+        m = rx.match(data)
         if m is not None:
             resp = _answer_ip4(fp, data, m, n)
             if resp is not None:
                 return resp
+    if n < 17 or data[2] & 0xF8 or data[4:10] != b"\x00\x01\x00\x00\x00\x00" or data[10] or data[11] > 1:
+        return answer_packet(zs, data, peer)
     # walk QNAME
     pos = 12
     offs = []
@@ -416,7 +418,8 @@ def _edns_limit(data: bytes, end: int, n: int) -> int:
 def _answer_ip4(fp: FastPath, data: bytes, m: re.Match[bytes], n: int) -> bytes | None:
     """The regex-recognised IPv4 question; None to let the walking path decide."""
     end = m.end()
-    edns = data[11] == 1
+    g = m.groups()
+    edns = g[0] == b"\x01"
     if edns:
         limit = _edns_limit(data, end, n)
         if not limit:
@@ -425,19 +428,18 @@ def _answer_ip4(fp: FastPath, data: bytes, m: re.Match[bytes], n: int) -> bytes 
         return None
     else:
         limit = 512
-    g = m.groups()
     try:
-        ip = (_OCT[g[3]] << 24) | (_OCT[g[2]] << 16) | (_OCT[g[1]] << 8) | _OCT[g[0]]
+        ip = (_OCT[g[4]] << 24) | (_OCT[g[3]] << 16) | (_OCT[g[2]] << 8) | _OCT[g[1]]
     except KeyError:  # an octet above 255: the walking path answers it
         return None
-    fz = fp.ip4_by_wire[g[4].lower()]
-    qtype = g[5][0]
+    fz = fp.ip4_by_wire[g[5].lower()]
+    qtype = g[6][0]
     out: list[bytes] = []
     found = False
     for _k, ds in fz.handlers:
         if ds.fast(ip, qtype, out):
             found = True
-    return _finish(data, end, edns, limit, out, found, fz, m.start(5))
+    return _finish(data, end, edns, limit, out, found, fz, m.start(6))
 
 
 def _finish(data: bytes, end: int, edns: bool, limit: int, out: list[bytes], found: bool, fz: FastZone,
