@@ -173,3 +173,41 @@ def test_fuzz_roundtrip(attrs: dict[str, str]) -> None:
     ev = c.next_event()
     assert isinstance(ev, PolicyRequest)
     assert dict(ev.attrs) == attrs
+
+
+def _reference_parse(raw: bytes) -> dict[str, str] | None:
+    """The request grammar written plainly (one line at a time): None where a request is refused."""
+    text = raw.decode("utf-8", "replace").replace("\r\n", "\n")
+    lines = text.split("\n")
+    if len(lines) > 256 or any("=" not in line for line in lines):
+        return None
+    attrs = dict(line.split("=", 1) for line in lines)
+    if "" in attrs or attrs.get("request") != "smtpd_access_policy":
+        return None
+    return attrs
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    st.lists(st.text(alphabet="ab=\r\xe9_", min_size=1, max_size=8), max_size=12),
+    st.booleans(),
+    st.booleans(),
+)
+def test_fast_and_line_by_line_parses_agree(lines: list[str], with_request: bool, last: bool) -> None:
+    """Simple requests (one "=" per line) take the one-split path, the others the per-line one: same
+    attributes, same refusals."""
+    if with_request:
+        lines = [*lines, "request=smtpd_access_policy"] if last else ["request=smtpd_access_policy", *lines]
+    raw = "\n".join(lines).encode()
+    if not raw or raw.endswith(b"\n") or b"\n\n" in raw:
+        return  # not one request block
+    c = PolicyConnection()
+    c.receive_data(raw + b"\n\n")
+    want = _reference_parse(raw)
+    if want is None:
+        with pytest.raises(RemoteProtocolError):
+            c.next_event()
+        return
+    ev = c.next_event()
+    assert isinstance(ev, PolicyRequest)
+    assert dict(ev.attrs) == want

@@ -25,6 +25,10 @@ DEFAULT_MAX_REQUEST_BYTES = 65536
 DEFAULT_MAX_ATTRIBUTES = 256
 MAX_REPLY_TEXT = 400  # SMTP reply lines are at most 512 octets including the code
 
+# Every byte but "\n" and "=": deleting them leaves a request's shape (UTF-8 never hides either byte
+# inside a multi-byte character, so the decoded text has the same shape).
+_NOT_SHAPE = bytes(b for b in range(256) if b not in b"\n=")
+
 STATES = frozenset({"CONNECT", "EHLO", "HELO", "MAIL", "RCPT", "DATA", "END-OF-MESSAGE", "VRFY", "ETRN"})
 
 # Every attribute Postfix (up to 3.8) sends, for documentation and tests; unknown ones are kept too.
@@ -125,6 +129,7 @@ class PolicyConnection:
         self._closed_sent = False
         self._last_instance: str | None = None
         self._awaiting_reply = 0  # requests handed out that have no reply yet
+        self._one_equals_per_line = b"=\n" * max_attributes  # the shape of the largest simple request
 
     def receive_data(self, data: bytes) -> None:
         if self._eof:
@@ -174,14 +179,25 @@ class PolicyConnection:
         if "\r" in text:
             # Postfix never sends CR, but a hand-written client (telnet) might: tolerate CRLF.
             text = text.replace("\r\n", "\n")
+        # The request's shape (its "=" and newlines) tells in C time whether every line is exactly one
+        # name=value, as Postfix's are unless a value holds "=" (a certificate subject): then one split
+        # makes every name and value without a list per line.
+        shape = raw.translate(None, _NOT_SHAPE)
+        if len(shape) & 1 and self._one_equals_per_line.startswith(shape):
+            it = iter(text.replace("\n", "=").split("="))
+            attrs: dict[str, str] = dict(zip(it, it, strict=True))
+            return self._request(attrs)
         lines = text.split("\n")
         if len(lines) > self.max_attributes:
             raise RemoteProtocolError(f"more than {self.max_attributes} attributes")
         try:
-            attrs: dict[str, str] = dict(map(str.split, lines, repeat("="), repeat(1)))  # type: ignore[arg-type]
+            attrs = dict(map(str.split, lines, repeat("="), repeat(1)))  # type: ignore[arg-type]
         except ValueError:
             bad = next(line for line in lines if "=" not in line)
             raise RemoteProtocolError(f"attribute line without name=value: {bad[:60]!r}") from None
+        return self._request(attrs)
+
+    def _request(self, attrs: dict[str, str]) -> PolicyRequest:
         if "" in attrs:
             raise RemoteProtocolError("attribute line with an empty name")
         request = attrs.get("request")
