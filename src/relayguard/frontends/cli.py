@@ -36,7 +36,12 @@ def settle_heap() -> None:
     """After start-up (and a reload): collect once, then move what survived (modules, configuration,
     models, listeners) out of the collector's sight. The policy path answers tens of thousands of
     requests a second; without this every full collection walks the whole start-up heap again, a pause
-    of tens of milliseconds that every connection waits through."""
+    of tens of milliseconds that every connection waits through.
+
+    Frozen objects are still freed by reference counting, but never as part of a garbage cycle: so
+    everything is unfrozen first, and the collection also frees what a reload left behind in cycles
+    (the old pipeline's)."""
+    gc.unfreeze()
     gc.collect()
     gc.freeze()
 
