@@ -179,6 +179,8 @@ def serve(listen: tuple[str, ...], config: str | None, database: str | None, pos
     """
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, stream=sys.stderr,
                         format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    if verbose:  # the top-level command has configured logging already (--log-level): -V still counts
+        logging.getLogger("relayguard.dnsbl").setLevel(logging.INFO)
     try:
         opts = parse_rbldnsd_args(args)
         binds = [parse_bind(x) for x in listen] + opts.listen
