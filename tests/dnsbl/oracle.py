@@ -61,8 +61,21 @@ class Rbldnsd:
         self.workdir = workdir
         self.port = free_udp_port()
         user = "rbldns" if _user_exists("rbldns") else "nobody"
-        self.cmd = [RBLDNSD, "-n", "-q", "-u", user, "-b", f"127.0.0.1/{self.port}", "-w", workdir, "-c", "0",
-                    *opts, *specs]
+        self.cmd = [
+            RBLDNSD,
+            "-n",
+            "-q",
+            "-u",
+            user,
+            "-b",
+            f"127.0.0.1/{self.port}",
+            "-w",
+            workdir,
+            "-c",
+            "0",
+            *opts,
+            *specs,
+        ]
         self.proc: subprocess.Popen[bytes] | None = None
 
     def __enter__(self) -> Rbldnsd:
@@ -80,8 +93,9 @@ class Rbldnsd:
             self.proc.terminate()
             self.proc.wait(10)
 
-    def ask_many(self, packets: list[bytes], window: int = 64, source: str = "127.0.0.1",
-                 timeout: float = 0.5) -> list[bytes | None]:
+    def ask_many(
+        self, packets: list[bytes], window: int = 64, source: str = "127.0.0.1", timeout: float = 0.5
+    ) -> list[bytes | None]:
         """Send packets (each with a distinct id) with a bounded window; answers in packet order (None when
         no answer came). source: the loopback address to send from (acl tests)."""
         out: list[bytes | None] = [None] * len(packets)
@@ -143,15 +157,15 @@ def summarize(wire: bytes | None) -> Summary | None:
 
 
 def ours(specs: Sequence[str], workdir: str, limits: Limits | None = None, lazy: bool = True) -> ZoneSet:
-    return build_zoneset([ZoneSpec.parse(s) for s in specs], limits or Limits(), lazy=lazy,
-                         workdir=workdir).zoneset
+    return build_zoneset([ZoneSpec.parse(s) for s in specs], limits or Limits(), lazy=lazy, workdir=workdir).zoneset
 
 
 Mismatch = tuple[str, str, Summary | None, Summary | None]
 
 
-def compare(zs: ZoneSet, server: Rbldnsd, questions: Iterable[tuple[str, str]],
-            seed: int = 7, source: str = "127.0.0.1") -> tuple[int, list[Mismatch], int]:
+def compare(
+    zs: ZoneSet, server: Rbldnsd, questions: Iterable[tuple[str, str]], seed: int = 7, source: str = "127.0.0.1"
+) -> tuple[int, list[Mismatch], int]:
     """(questions asked, mismatches, answers too big for UDP).
 
     Deviation: when the records do not fit in 512 bytes, rbldnsd sends the ones that fit without AA;

@@ -13,6 +13,7 @@ import re
 from array import array
 from bisect import bisect_left
 from collections.abc import Iterable, Sequence
+from typing import Protocol
 
 import numpy as np
 
@@ -247,7 +248,31 @@ class _ScanLines:
         self.last_rest, self.last_val = rest, val
         return val
 
+    cidr_only = False  # ip4trie takes CIDRs (and prefixes) only, ip4set ranges too
+
     def line(self, where: str, line: str) -> None:
+        """One entry line the scan left (or every line, without a scan): a default, or an address,
+        prefix, CIDR or range with its value; `!` excludes."""
+        if line[0] == ":":
+            self.set_default(where, line)
+            return
+        excl = line[0] == "!"
+        key = line[1:].lstrip(" \t") if excl else line
+        rng = parse_ip4_range(key, cidr_only=self.cidr_only)
+        if rng is None or not entry_rest_ok(rng[2]):
+            self.meta.warn(where, "invalid address")
+            return
+        a, b, rest = rng
+        mr = self.meta.maxrange4
+        if mr is not None and b - a + 1 > mr:
+            self.meta.warn(where, "too large range ignored")
+            return
+        val = 0 if excl else self.value(where, rest)
+        if val is not None:
+            self.add(a, b, val)
+
+    def add(self, a: int, b: int, val: int) -> None:
+        """Record the entry a..b (inclusive) with value index val (0: an exclusion)."""
         raise NotImplementedError
 
     def run_scan(self, sc: Scan, name: str) -> np.ndarray:
@@ -339,24 +364,8 @@ class _Ip4SetLines(_ScanLines):
         super().__init__(meta, recs, limits)
         self.levels = levels
 
-    def line(self, where: str, line: str) -> None:
-        if line[0] == ":":
-            self.set_default(where, line)
-            return
-        excl = line[0] == "!"
-        key = line[1:].lstrip(" \t") if excl else line
-        rng = parse_ip4_range(key)
-        if rng is None or not entry_rest_ok(rng[2]):
-            self.meta.warn(where, "invalid address")
-            return
-        a, b, rest = rng
-        mr = self.meta.maxrange4
-        if mr is not None and b - a + 1 > mr:
-            self.meta.warn(where, "too large range ignored")
-            return
-        val = 0 if excl else self.value(where, rest)
-        if val is not None:
-            _expand(self.levels, a, b, val)
+    def add(self, a: int, b: int, val: int) -> None:
+        _expand(self.levels, a, b, val)
 
 
 class Ip4Set:
@@ -601,41 +610,73 @@ class _Ip4TrieLines(_ScanLines):
         self.vals = array("I")
         self.seq = array("q")
 
-    def line(self, where: str, line: str) -> None:
-        if line[0] == ":":
-            self.set_default(where, line)
-            return
-        excl = line[0] == "!"
-        key = line[1:].lstrip(" \t") if excl else line
-        c = parse_ip4_cidr(key)
-        if c is None or not entry_rest_ok(c[2]):
-            self.meta.warn(where, "invalid address")
-            return
-        net, bits, rest = c
-        mr = self.meta.maxrange4
-        if mr is not None and (1 << (32 - bits)) > mr:
-            self.meta.warn(where, "too large range ignored")
-            return
-        val = 0 if excl else self.value(where, rest)
-        if val is None:
-            return
-        self.nets.append(net)
-        self.bits.append(bits)
+    cidr_only = True
+
+    def add(self, a: int, b: int, val: int) -> None:
+        self.nets.append(a)
+        self.bits.append(32 - ((b - a + 1).bit_length() - 1))
         self.vals.append(val)
         self.seq.append(self.seq_now)
 
 
-class Ip4Trie:
-    """ip4trie: CIDR ranges, one value each; the longest matching prefix decides; `!` excludes."""
+class PrefixLookup(Protocol):
+    def lookup(self, addr: int) -> int: ...
 
-    kind = "ip4trie"
 
-    def __init__(self, meta: Meta, recs: RecTable, table: CompactPrefixTable, n: int, limits: Limits) -> None:
+class PrefixDataset:
+    """What ip4trie and ip6trie share: a longest-prefix table of value indexes, one record per address.
+
+    Subclasses say how a question reads as an address (address) and how an address is written in TXT
+    templates (text).
+    """
+
+    kind: str
+
+    def __init__(self, meta: Meta, recs: RecTable, table: PrefixLookup, n: int, limits: Limits) -> None:
         self.meta = meta
         self.recs = recs.recs
         self.table = table
         self.n = n
         self.ttl = limits.ttl_of(meta)
+
+    @staticmethod
+    def address(q: Query) -> int | None:
+        raise NotImplementedError
+
+    @staticmethod
+    def text(ip: int) -> str:
+        raise NotImplementedError
+
+    def count(self) -> int:
+        return self.n
+
+    def lookup(self, ip: int) -> Rec | None:
+        v = self.table.lookup(ip)
+        return self.recs[v] if v > 0 else None
+
+    def query(self, q: Query, ans: Answer) -> bool:
+        ip = self.address(q)
+        if ip is None:
+            return False
+        rec = self.lookup(ip)
+        if rec is None:
+            return False
+        add_a_txt(ans, q.qtype, rec, self.text(ip), self.meta, self.ttl)
+        return True
+
+
+class Ip4Trie(PrefixDataset):
+    """ip4trie: CIDR ranges, one value each; the longest matching prefix decides; `!` excludes."""
+
+    kind = "ip4trie"
+
+    @staticmethod
+    def address(q: Query) -> int | None:
+        return q.ip4
+
+    @staticmethod
+    def text(ip: int) -> str:
+        return ip4_text(ip)
 
     @classmethod
     def load(cls, paths: Iterable[Source], limits: Limits) -> Ip4Trie:
@@ -668,13 +709,6 @@ class Ip4Trie:
         recs.freeze()
         return cls(meta, recs, CompactPrefixTable(nets, bits, vals, seq), len(nets), limits)
 
-    def count(self) -> int:
-        return self.n
-
-    def lookup(self, ip: int) -> Rec | None:
-        v = self.table.lookup(ip)
-        return self.recs[v] if v > 0 else None
-
     def fast(self, ip: int | None, qtype: int, out: list[bytes]) -> bool:
         if ip is None:
             return False
@@ -682,14 +716,4 @@ class Ip4Trie:
         if rec is None:
             return False
         emit_a_txt(out, qtype, rec, ip4_text(ip) if qtype == T_TXT else "", self.meta, self.ttl)
-        return True
-
-    def query(self, q: Query, ans: Answer) -> bool:
-        ip = q.ip4
-        if ip is None:
-            return False
-        rec = self.lookup(ip)
-        if rec is None:
-            return False
-        add_a_txt(ans, q.qtype, rec, ip4_text(ip), self.meta, self.ttl)
         return True

@@ -19,7 +19,7 @@ from relayguard.dnsbl.datafile import (
     parse_a_txt,
     value_of,
 )
-from relayguard.dnsbl.ip4 import PrefixTable
+from relayguard.dnsbl.ip4 import PrefixDataset, PrefixTable
 
 _KEY = re.compile(r"[0-9A-Fa-f:.]+(?:/\d{1,3})?")
 
@@ -64,15 +64,16 @@ def parse_ip6_cidr(text: str) -> tuple[int, int, str] | None:
     return a, bits, rest
 
 
-class Ip6Trie:
+class Ip6Trie(PrefixDataset):
     kind = "ip6trie"
 
-    def __init__(self, meta: Meta, recs: RecTable, table: PrefixTable, n: int, limits: Limits) -> None:
-        self.meta = meta
-        self.recs = recs.recs
-        self.table = table
-        self.n = n
-        self.ttl = limits.ttl_of(meta)
+    @staticmethod
+    def address(q: Query) -> int | None:
+        return q.ip6
+
+    @staticmethod
+    def text(ip: int) -> str:
+        return ip6_text(ip)
 
     @classmethod
     def load(cls, paths: Iterable[Source], limits: Limits) -> Ip6Trie:
@@ -110,22 +111,6 @@ class Ip6Trie:
         recs.freeze()
         return cls(meta, recs, PrefixTable(entries, 128), len(entries), limits)
 
-    def count(self) -> int:
-        return self.n
-
-    def lookup(self, ip: int) -> Rec | None:
-        v = self.table.lookup(ip)
-        return self.recs[v] if v > 0 else None
-
-    def query(self, q: Query, ans: Answer) -> bool:
-        ip = q.ip6
-        if ip is None:
-            return False
-        rec = self.lookup(ip)
-        if rec is None:
-            return False
-        add_a_txt(ans, q.qtype, rec, ip6_text(ip), self.meta, self.ttl)
-        return True
 
 
 class Ip6TSet:
