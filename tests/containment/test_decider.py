@@ -125,3 +125,26 @@ def test_decision_is_reused_only_while_the_state_is_unchanged(containment: Conta
     c.command("release", "login:carol")
     c.poll()
     assert c.decide("login:carol", "m4").state is S.NORMAL
+
+
+def test_background_recorder_batches_what_arrives_within_linger(containment: Containment) -> None:
+    from relayguard.containment.decider import Recorder
+    from relayguard.containment.decisions import DecisionRecord
+
+    c = containment
+    calls: list[int] = []
+    record_many = c.record_many
+
+    def counting(items):  # type: ignore[no-untyped-def]
+        calls.append(len(items))
+        record_many(items)
+
+    c.record_many = counting  # type: ignore[method-assign]
+    rec = Recorder(c, linger=0.5)
+    for i in range(50):
+        rec.submit(
+            DecisionRecord(t=1.0, customer="login:dave", action="DUNNO", relay=c.relay, queue_id=f"Q{i}"), f"m{i}"
+        )
+    rec.close()  # writes what is queued before it returns
+    assert sum(calls) == 50 and len(calls) <= 2  # one transaction (two if the writer woke up in between)
+    assert len(c.store.decisions_for("login:dave")) == 50

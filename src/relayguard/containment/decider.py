@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 import queue
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Callable
 
@@ -61,9 +62,15 @@ class Recorder:
     a HOLD without its record could not be released by customer.
     """
 
-    def __init__(self, containment: Containment, max_queue: int = 10_000, batch: int = 256) -> None:
+    def __init__(
+        self, containment: Containment, max_queue: int = 10_000, batch: int = 256, linger: float = 0.02
+    ) -> None:
         self.containment = containment
         self.batch = batch
+        # A batch waits up to `linger` seconds for more records: a commit costs about as much as a dozen
+        # rows (SQLite, on the development machine), so a busy relay commits a few dozen times a second
+        # rather than once per message; the records are in the log `linger` later at most.
+        self.linger = linger
         self.queue: queue.Queue[tuple[DecisionRecord, str] | None] = queue.Queue(max_queue)
         self.thread = threading.Thread(target=self._run, name="containment-recorder", daemon=True)
         self.thread.start()
@@ -78,12 +85,19 @@ class Recorder:
             stop = item is None
             if item is not None:
                 batch.append(item)
-            # whatever queued up meanwhile goes in the same transaction and round trip
+            # whatever queues up meanwhile (for up to `linger`) goes in the same transaction and round trip
+            deadline = time.monotonic() + self.linger
             while not stop and len(batch) < self.batch:
                 try:
                     more = self.queue.get_nowait()
                 except queue.Empty:
-                    break
+                    wait = deadline - time.monotonic()
+                    if wait <= 0:
+                        break
+                    try:
+                        more = self.queue.get(timeout=wait)
+                    except queue.Empty:
+                        break
                 if more is None:
                     stop = True
                 else:
