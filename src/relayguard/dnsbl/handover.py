@@ -15,6 +15,7 @@ thread instead.
 from __future__ import annotations
 
 import contextlib
+import gc
 import mmap
 import os
 import pickle
@@ -114,6 +115,9 @@ def build_in_child(build: Callable[[], Any]) -> Built:
             code = FAIL_EXIT
             try:
                 os.close(err_r)
+                # no collections: they would only touch (and copy) the parent's pages, and could run
+                # finalizers of the parent's garbage (a database connection's) in this process
+                gc.disable()
                 _lower_priority()
                 write_value(f, build())
                 code = OK_EXIT
