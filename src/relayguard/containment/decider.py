@@ -155,17 +155,6 @@ class ContainmentDecider:
             return DUNNO
         return PolicyReply(PolicyAction(act.policy), act.text)
 
-    def _customer(self, request: PolicyRequest, t: float) -> str | None:
-        """The customer a message is decided for; None when the request names nobody."""
-        a = request.attrs
-        login = a.get("sasl_username", "")
-        address = a.get("client_address", "")
-        if not login and not address:
-            return None
-        if self._resolver is not None:
-            return self._resolver.customer(login, address, t)
-        return self.identify(envelope_of(request), t)
-
     def decide(self, request: PolicyRequest) -> PolicyReply:
         a = request.attrs
         state = a.get("protocol_state", "")
@@ -177,9 +166,15 @@ class ContainmentDecider:
         pending = self._pending
         known = pending.get(instance) if instance else None
         if known is None:
-            customer = self._customer(request, t)
-            if customer is None:
-                return DUNNO
+            login = a.get("sasl_username", "")
+            address = a.get("client_address", "")
+            if not login and not address:
+                return DUNNO  # the request names nobody
+            resolver = self._resolver
+            if resolver is not None:
+                customer = resolver.customer(login, address, t)
+            else:
+                customer = self.identify(envelope_of(request), t)
             d = c.decide(customer, instance, t)
             last = self._last.get(customer)
             if last is not None and last[0] is d:

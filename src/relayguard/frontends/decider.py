@@ -100,8 +100,14 @@ class RateLimitDecider:
         attrs = request.attrs
         if attrs.get("protocol_state") != self.state:
             return DUNNO
-        key = attrs.get("sasl_username") or attrs.get("client_address", "")
-        if not key or self._is_exempt(attrs.get("client_address", "")):
+        address = attrs.get("client_address", "")
+        key = attrs.get("sasl_username") or address
+        if not key:
+            return DUNNO
+        exempt = self._exempt_cache.get(address)  # the usual answer, without a call
+        if exempt is None:
+            exempt = self._is_exempt(address)
+        if exempt:
             return DUNNO
         now = self.clock.monotonic()
         w = self._windows.get(key)
