@@ -8,6 +8,7 @@ import functools
 import os
 import shutil
 import socket
+import time
 from pathlib import Path
 
 import dns.asyncquery
@@ -159,3 +160,13 @@ async def test_udp_socket_buffer_and_answering_thread(tmp_path: Path) -> None:
     finally:
         await srv.stop()
     assert not ul.thread.is_alive()
+
+
+def test_a_build_past_its_time_is_killed() -> None:
+    def hang() -> None:
+        time.sleep(60)
+
+    t0 = time.monotonic()
+    with pytest.raises(BuildFailed, match="killed"):
+        build_in_child(hang, timeout=0.5)
+    assert time.monotonic() - t0 < 10

@@ -19,8 +19,10 @@ import gc
 import mmap
 import os
 import pickle
+import signal
 import struct
 import tempfile
+import time
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -30,6 +32,7 @@ _HEAD = struct.Struct("<8sQQ")  # magic, payload length, number of out-of-band b
 _MAGIC = b"RGDSv1\x00\x00"
 _ALIGN = 64  # buffers start on cache-line boundaries (numpy wants at least the item size)
 OK_EXIT, FAIL_EXIT = 0, 3
+BUILD_TIMEOUT = 600.0  # seconds; a real list loads in a few
 
 
 class BuildFailed(RuntimeError):
@@ -105,9 +108,26 @@ def read_value(f: IO[bytes]) -> Any:
     return value
 
 
-def build_in_child(build: Callable[[], Any]) -> Built:
+def _wait(pid: int, timeout: float) -> tuple[int, Any]:
+    """Reap the child; past timeout (a child stuck on a lock some other thread held at fork time, or on
+    a hung file system) kill it: the old data keeps answering and the next check tries again."""
+    deadline = time.monotonic() + timeout
+    while True:
+        got, status, ru = os.wait4(pid, os.WNOHANG)
+        if got == pid:
+            return status, ru
+        if time.monotonic() > deadline:
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGKILL)
+            _, status, ru = os.wait4(pid, 0)
+            raise BuildFailed(f"build process took more than {timeout:.0f}s; killed")
+        time.sleep(0.02)
+
+
+def build_in_child(build: Callable[[], Any], timeout: float = BUILD_TIMEOUT) -> Built:
     """Run build() in a forked child at idle priority and return its result. Blocks: call it from a
-    worker thread (os.wait4 releases the GIL). Raises BuildFailed if the child fails or dies."""
+    worker thread (it sleeps between checks, without the GIL). Raises BuildFailed if the child fails,
+    dies or takes longer than timeout."""
     with _scratch() as f:
         err_r, err_w = os.pipe()
         pid = os.fork()
@@ -127,7 +147,7 @@ def build_in_child(build: Callable[[], Any]) -> Built:
             os._exit(code)
         os.close(err_w)
         try:
-            _, status, ru = os.wait4(pid, 0)
+            status, ru = _wait(pid, timeout)
             with os.fdopen(err_r, "rb") as ef:
                 err_r = -1
                 err = ef.read().decode(errors="replace").strip()
