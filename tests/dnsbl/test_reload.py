@@ -170,3 +170,22 @@ def test_a_build_past_its_time_is_killed() -> None:
     with pytest.raises(BuildFailed, match="killed"):
         build_in_child(hang, timeout=0.5)
     assert time.monotonic() - t0 < 10
+
+
+def test_a_name_table_is_refused_under_another_hash_secret(tmp_path: Path) -> None:
+    """Names are ordered by str hash: a table only makes sense where the hash secret is the same (a fork)."""
+    import pickle
+    import subprocess
+    import sys
+
+    from relayguard.dnsbl.dnset import NameTable
+
+    table = NameTable({"spam.example": 2, "ham.example": 3})
+    assert pickle.loads(pickle.dumps(table, protocol=5)).get("spam.example") == 2
+    (tmp_path / "t.pickle").write_bytes(pickle.dumps(table, protocol=5))
+    code = "import pickle, sys; pickle.loads(open(sys.argv[1], 'rb').read())"
+    seed = "54321" if os.environ.get("PYTHONHASHSEED") == "12345" else "12345"  # not ours, whatever ours is
+    env = {**os.environ, "PYTHONHASHSEED": seed}
+    r = subprocess.run([sys.executable, "-c", code, str(tmp_path / "t.pickle")], capture_output=True, text=True,
+                       env=env)
+    assert r.returncode != 0 and "hash secret" in r.stderr

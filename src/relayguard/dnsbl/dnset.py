@@ -140,12 +140,14 @@ class _Lines:
 
 
 _MASK64 = (1 << 64) - 1
+_HASH_PROBE = hash("relayguard.dnsbl.NameTable")
 
 
 class NameTable:
     """A read-only str -> Vals map in a few compact arrays instead of a dict (a dict of 200,000 names
     costs about 20 MiB, this about 7): names sorted by their hash, found by bisect, checked against one
-    joined string. Python's str hash is per process, and tables never leave the process that built them.
+    joined string. Python's str hash is per process: a table is valid in the process that built it and in
+    its fork parent (handover: a forked child shares the hash secret), nowhere else.
     """
 
     __slots__ = ("_blob", "_hashes", "_lens", "_multi", "_offs", "_vals")
@@ -175,12 +177,14 @@ class NameTable:
 
     # the memoryviews pickle as their numpy arrays (see ip4.SortedKeys), the names as UTF-8 bytes in an
     # array too: a pickled str of megabytes is copied and decoded on the way in, several ms in one piece
-    def __getstate__(self) -> tuple[tuple[np.ndarray, ...], np.ndarray, dict[str, tuple[int, ...]]]:
+    def __getstate__(self) -> tuple[int, tuple[np.ndarray, ...], np.ndarray, dict[str, tuple[int, ...]]]:
         blob = np.frombuffer(self._blob.encode("utf-8", "surrogatepass"), dtype=np.uint8)
-        return tuple(np.asarray(getattr(self, k)) for k in self._ARRAYS), blob, self._multi
+        return _HASH_PROBE, tuple(np.asarray(getattr(self, k)) for k in self._ARRAYS), blob, self._multi
 
-    def __setstate__(self, state: tuple[tuple[np.ndarray, ...], np.ndarray, dict[str, tuple[int, ...]]]) -> None:
-        arrays, blob, self._multi = state
+    def __setstate__(self, state: tuple[int, tuple[np.ndarray, ...], np.ndarray, dict[str, tuple[int, ...]]]) -> None:
+        probe, arrays, blob, self._multi = state
+        if probe != _HASH_PROBE:  # the order is by str hash: only valid under the same hash secret
+            raise ValueError("a NameTable from a process with another str hash secret")
         self._blob = str(blob.data, "utf-8", "surrogatepass")
         for k, arr in zip(self._ARRAYS, arrays, strict=True):
             setattr(self, k, arr.data)

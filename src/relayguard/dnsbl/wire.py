@@ -262,7 +262,7 @@ _NOT_FAST = object()
 
 
 class FastZone:
-    __slots__ = ("handlers", "soa_tail", "ttl", "wire", "zone")
+    __slots__ = ("handlers", "reads_ip4", "soa_tail", "ttl", "wire", "zone")
 
     def __init__(self, zone: Zone) -> None:
         self.zone = zone
@@ -271,6 +271,7 @@ class FastZone:
         self.handlers: list[tuple[int, Any]] = [
             (1 if ds.kind in ("ip4set", "ip4tset", "ip4trie") else 2 if ds.kind in ("dnset", "live") else 0, ds)
             for ds in zone.datasets]
+        self.reads_ip4 = any(k == 1 for k, _ in self.handlers)  # else the IPv4 reading of a name is not needed
         soa = zone.soa
         if soa is not None:
             rdata = soa_rdata(soa, zone.serial)
@@ -387,10 +388,9 @@ def answer_fast(zs: ZoneSet, data: bytes, peer: str | None) -> bytes | None:
     if fz is None or fz is _NOT_FAST:
         return answer_packet(zs, data, peer)
     # labels relative to the zone, and the IPv4 reading of a 4-label name
-    rel = [o for o in offs if o < zstart]
-    labels = tuple(qn[o - 11 : o - 11 + data[o]].decode("latin-1") for o in rel)
+    labels = tuple([qn[o - 11 : o - 11 + data[o]].decode("latin-1") for o in offs if o < zstart])
     ip4: int | None = None
-    if len(labels) == 4:
+    if len(labels) == 4 and fz.reads_ip4:
         ip4 = ip4_of_labels(labels)
     name = ".".join(labels)
     out: list[bytes] = []
