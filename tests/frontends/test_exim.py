@@ -71,7 +71,7 @@ to_sink:
 @pytest.fixture(scope="module")
 def exim_root() -> Path:
     out = subprocess.run([str(ROOT / "scripts" / "unpack-exim")], capture_output=True, text=True, check=True)
-    return Path(out.stdout.strip()) / "root"
+    return Path(out.stdout.strip()) / "tree"
 
 
 class Exim:
