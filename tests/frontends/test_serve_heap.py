@@ -1,11 +1,12 @@
-"""`relayguard serve` freezes its heap after start-up and reloads, without keeping a reload's garbage."""
+"""`relayguard serve` and `dnsbl serve` freeze their heap after start-up (and reloads), keeping no
+reload garbage."""
 
 from __future__ import annotations
 
 import gc
 import weakref
 
-from relayguard.frontends.cli import settle_heap
+from relayguard.core.heap import settle_heap
 
 
 class Node:

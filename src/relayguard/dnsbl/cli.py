@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gc
 import logging
 import sys
 import time
@@ -10,6 +9,7 @@ from typing import TYPE_CHECKING
 
 import click
 
+from relayguard.core.heap import settle_heap
 from relayguard.dnsbl.server import Catalog, DnsblServer, run, tune_malloc
 from relayguard.dnsbl.zonespec import SpecError, parse_bind, parse_rbldnsd_args
 
@@ -206,8 +206,7 @@ def serve(listen: tuple[str, ...], config: str | None, database: str | None, pos
     except (OSError, ValueError) as e:
         raise click.ClickException(f"cannot load zones: {e}") from e
     # what is loaded now lives as long as the server: keep the cyclic GC from walking it again and again
-    gc.collect()
-    gc.freeze()
+    settle_heap()
 
     def factory() -> DnsblServer:
         if live is not None and store is not None:

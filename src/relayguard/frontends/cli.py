@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import gc
 import logging
 import signal
 from pathlib import Path
@@ -12,6 +11,7 @@ import click
 
 from relayguard.config.schema import Settings
 from relayguard.core.errors import ConfigError
+from relayguard.core.heap import settle_heap
 
 log = logging.getLogger("relayguard.frontends")
 
@@ -30,20 +30,6 @@ def _load(path: str | None, overrides: dict[str, list[str]]) -> Settings:
             update[name] = getattr(fs, name).model_copy(update={"listen": list(listen)})
     merged = fs.model_copy(update=update)
     return settings.model_copy(update={"frontends": merged})
-
-
-def settle_heap() -> None:
-    """After start-up (and a reload): collect once, then move what survived (modules, configuration,
-    models, listeners) out of the collector's sight. The policy path answers tens of thousands of
-    requests a second; without this every full collection walks the whole start-up heap again, a pause
-    of tens of milliseconds that every connection waits through.
-
-    Frozen objects are still freed by reference counting, but never as part of a garbage cycle: so
-    everything is unfrozen first, and the collection also frees what a reload left behind in cycles
-    (the old pipeline's)."""
-    gc.unfreeze()
-    gc.collect()
-    gc.freeze()
 
 
 async def _serve(config: str | None, overrides: dict[str, list[str]]) -> None:

@@ -389,7 +389,8 @@ class IdentityResolver:
             if key is None:
                 if len(self._login_keys) >= MEMO_SIZE:
                     self._login_keys.clear()
-                key = self._login_keys[sasl_username] = f"login:{sasl_username.strip().lower()}"
+                key = self.resolve(Envelope(sasl_username=sasl_username), t).customer
+                self._login_keys[sasl_username] = key
             return key
         if self.leases:
             ip = parse_ip(client_ip)
@@ -403,16 +404,11 @@ class IdentityResolver:
             self._keys_static = self.static
         key = self._address_keys.get(client_ip)
         if key is None:
-            ip = parse_ip(client_ip)
-            if ip is None:
-                return "unknown"
-            sub = self.static.lookup(ip)
-            if sub is not None:
-                key = f"sub:{sub}"
-            elif ip.version == 6:
-                key = f"net6:{client_network(ip, self.ipv6_prefix)}"
-            else:
-                key = f"ip:{ip}"
+            # no lease holds it now (looked up above), so resolve() answers from the static table or the
+            # address itself: what the memo may keep
+            key = self.resolve(Envelope(client_ip=client_ip), t).customer
+            if key == "unknown":
+                return key
             if len(self._address_keys) >= MEMO_SIZE:
                 self._address_keys.clear()
             self._address_keys[client_ip] = key

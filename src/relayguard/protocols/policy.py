@@ -186,12 +186,7 @@ class PolicyConnection:
         if len(shape) & 1 and self._one_equals_per_line.startswith(shape):
             it = iter(text.replace("\n", "=").split("="))
             attrs: dict[str, str] = dict(zip(it, it, strict=True))
-            if "" not in attrs and attrs.get("request") == "smtpd_access_policy":
-                instance = attrs.get("instance", "")
-                new_instance = instance != self._last_instance or not instance
-                self._last_instance = instance
-                return PolicyRequest(attrs, new_instance)
-            return self._request(attrs)  # says what is wrong
+            return self._request(attrs)
         lines = text.split("\n")
         if len(lines) > self.max_attributes:
             raise RemoteProtocolError(f"more than {self.max_attributes} attributes")
