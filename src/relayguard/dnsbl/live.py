@@ -170,6 +170,27 @@ CREATE INDEX IF NOT EXISTS dnsbl_changes_zone ON dnsbl_changes (zone, id);
 CHANGE_LOG_KEEP = 100_000  # rows of change log kept for IXFR; older secondaries get a full AXFR
 
 
+_LISTING_COLS = "zone, entry, code, reason, evidence, created, expires"
+
+
+def _search_sql(table: str, ph: str, zone: str | None, text: str | None,
+                include_expired: bool) -> tuple[str, list[Any]]:
+    """The search query for both stores: `ph` is the driver's placeholder (SQLite `?`, psycopg `%s`)."""
+    sql = f"SELECT {_LISTING_COLS} FROM {table} WHERE 1=1"
+    args: list[Any] = []
+    if zone:
+        sql += f" AND zone={ph}"
+        args.append(normalize_zone(zone))
+    if text:
+        sql += f" AND (entry LIKE {ph} OR reason LIKE {ph} OR evidence LIKE {ph})"
+        like = f"%{text}%"
+        args += [like, like, like]
+    if not include_expired:
+        sql += f" AND (expires IS NULL OR expires > {ph})"
+        args.append(time.time())
+    return sql + " ORDER BY zone, entry", args
+
+
 def _row_listing(r: Sequence[Any]) -> Listing:
     return Listing(r[0], r[1], r[2], r[3], r[4], float(r[5]), None if r[6] is None else float(r[6]))
 
@@ -234,25 +255,13 @@ class SqliteStore:
         z = normalize_zone(zone)
         _, e = normalize_entry(entry)
         with self._lock:
-            r = self._db.execute("SELECT zone, entry, code, reason, evidence, created, expires FROM dnsbl_listings "
-                                 "WHERE zone=? AND entry=?", (z, e)).fetchone()
+            r = self._db.execute(f"SELECT {_LISTING_COLS} FROM dnsbl_listings WHERE zone=? AND entry=?",
+                                 (z, e)).fetchone()
         return None if r is None else _row_listing(r)
 
     def search(self, zone: str | None = None, text: str | None = None, *,
                include_expired: bool = False) -> list[Listing]:
-        sql = "SELECT zone, entry, code, reason, evidence, created, expires FROM dnsbl_listings WHERE 1=1"
-        args: list[Any] = []
-        if zone:
-            sql += " AND zone=?"
-            args.append(normalize_zone(zone))
-        if text:
-            sql += " AND (entry LIKE ? OR reason LIKE ? OR evidence LIKE ?)"
-            like = f"%{text}%"
-            args += [like, like, like]
-        if not include_expired:
-            sql += " AND (expires IS NULL OR expires > ?)"
-            args.append(time.time())
-        sql += " ORDER BY zone, entry"
+        sql, args = _search_sql("dnsbl_listings", "?", zone, text, include_expired)
         with self._lock:
             return [_row_listing(r) for r in self._db.execute(sql, args).fetchall()]
 
@@ -358,26 +367,13 @@ class PostgresStore:
         z = normalize_zone(zone)
         _, e = normalize_entry(entry)
         with self._lock:
-            r = self._db.execute(f"SELECT zone, entry, code, reason, evidence, created, expires FROM "
-                                 f"{self.schema}.dnsbl_listings WHERE zone=%s AND entry=%s", (z, e)).fetchone()
+            r = self._db.execute(f"SELECT {_LISTING_COLS} FROM {self.schema}.dnsbl_listings WHERE zone=%s AND entry=%s",
+                                 (z, e)).fetchone()
         return None if r is None else _row_listing(r)
 
     def search(self, zone: str | None = None, text: str | None = None, *,
                include_expired: bool = False) -> list[Listing]:
-        sql = (f"SELECT zone, entry, code, reason, evidence, created, expires FROM {self.schema}.dnsbl_listings "
-               "WHERE true")
-        args: list[Any] = []
-        if zone:
-            sql += " AND zone=%s"
-            args.append(normalize_zone(zone))
-        if text:
-            sql += " AND (entry LIKE %s OR reason LIKE %s OR evidence LIKE %s)"
-            like = f"%{text}%"
-            args += [like, like, like]
-        if not include_expired:
-            sql += " AND (expires IS NULL OR expires > %s)"
-            args.append(time.time())
-        sql += " ORDER BY zone, entry"
+        sql, args = _search_sql(f"{self.schema}.dnsbl_listings", "%s", zone, text, include_expired)
         with self._lock:
             return [_row_listing(r) for r in self._db.execute(sql, args).fetchall()]
 
