@@ -175,6 +175,8 @@ def test_cli_list_commands(tmp_path: Path) -> None:
     assert "192.0.2.9" in r.output
     r = run(dnsbl, ["list", "--database", db, "add", "bl.test", "not an ip or name!"])
     assert r.exit_code != 0
+    r = run(dnsbl, ["list", "--database", db, "search", "--zone", "bad zone!"])
+    assert r.exit_code == 2 and "bad zone" in r.output  # a usage error, not a traceback
     r = run(dnsbl, ["list", "--database", db, "remove", "bl.test", "192.0.2.9"])
     assert r.exit_code == 0
     r = run(dnsbl, ["list", "--database", db, "show", "bl.test", "192.0.2.9"])

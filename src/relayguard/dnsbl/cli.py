@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import sys
 import time
+from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 import click
@@ -44,11 +46,20 @@ def store_location(config: str | None, database: str | None, postgres_dsn: str |
     return str(settings.storage.data_path() / "dnsbl.sqlite3"), None
 
 
-def _open(ctx: click.Context) -> ListingStore:
-    from relayguard.dnsbl.live import open_store
+@contextlib.contextmanager
+def _store(ctx: click.Context) -> Iterator[ListingStore]:
+    """The listing store for one command: closed after it; an entry, zone or code it refuses is a usage
+    error (said in one line), not a traceback."""
+    from relayguard.dnsbl.live import ListingError, open_store
 
     db, dsn = store_location(ctx.obj.get("config"), ctx.obj.get("database"), ctx.obj.get("postgres_dsn"))
-    return open_store(database=db, postgres_dsn=dsn)
+    store = open_store(database=db, postgres_dsn=dsn)
+    try:
+        yield store
+    except ListingError as e:
+        raise click.UsageError(str(e)) from e
+    finally:
+        store.close()
 
 
 @dnsbl.group(name="list")
@@ -78,15 +89,10 @@ def _fmt(lst: Listing) -> str:
 def list_add(ctx: click.Context, zone: str, entry: str, code: str, reason: str, expires: str,
              evidence: str | None) -> None:
     """List ENTRY (IP, CIDR or domain) in ZONE."""
-    from relayguard.dnsbl.live import ListingError, parse_duration
+    from relayguard.dnsbl.live import parse_duration
 
-    store = _open(ctx)
-    try:
+    with _store(ctx) as store:
         lst = store.add(zone, entry, code=code, reason=reason, evidence=evidence, expires_in=parse_duration(expires))
-    except ListingError as e:
-        raise click.UsageError(str(e)) from e
-    finally:
-        store.close()
     click.echo(_fmt(lst))
 
 
@@ -96,15 +102,8 @@ def list_add(ctx: click.Context, zone: str, entry: str, code: str, reason: str, 
 @click.pass_context
 def list_remove(ctx: click.Context, zone: str, entry: str) -> None:
     """Remove ENTRY from ZONE."""
-    from relayguard.dnsbl.live import ListingError
-
-    store = _open(ctx)
-    try:
+    with _store(ctx) as store:
         ok = store.remove(zone, entry)
-    except ListingError as e:
-        raise click.UsageError(str(e)) from e
-    finally:
-        store.close()
     if not ok:
         raise click.ClickException(f"{entry} is not listed in {zone}")
     click.echo(f"removed {entry} from {zone}")
@@ -116,15 +115,8 @@ def list_remove(ctx: click.Context, zone: str, entry: str) -> None:
 @click.pass_context
 def list_show(ctx: click.Context, zone: str, entry: str) -> None:
     """Show the listing of ENTRY in ZONE."""
-    from relayguard.dnsbl.live import ListingError
-
-    store = _open(ctx)
-    try:
+    with _store(ctx) as store:
         lst = store.get(zone, entry)
-    except ListingError as e:
-        raise click.UsageError(str(e)) from e
-    finally:
-        store.close()
     if lst is None:
         raise click.ClickException(f"{entry} is not listed in {zone}")
     click.echo(_fmt(lst))
@@ -137,12 +129,9 @@ def list_show(ctx: click.Context, zone: str, entry: str) -> None:
 @click.pass_context
 def list_search(ctx: click.Context, text: str | None, zone: str | None, include_expired: bool) -> None:
     """Listings whose entry, reason or evidence contains TEXT."""
-    store = _open(ctx)
-    try:
+    with _store(ctx) as store:
         for lst in store.search(zone, text, include_expired=include_expired):
             click.echo(_fmt(lst))
-    finally:
-        store.close()
 
 
 @list_group.command(name="export")
@@ -154,12 +143,9 @@ def list_export(ctx: click.Context, zone: str, outdir: str, combined: bool) -> N
     """Write ZONE's listings as rbldnsd data files into OUTDIR (atomically), for rbldnsd mirrors."""
     from relayguard.dnsbl.feeds import export_rbldnsd
 
-    store = _open(ctx)
-    try:
+    with _store(ctx) as store:
         for path in export_rbldnsd(store, zone, outdir, combined=combined):
             click.echo(path)
-    finally:
-        store.close()
 
 
 @dnsbl.command(name="serve", context_settings={"ignore_unknown_options": True, "allow_interspersed_args": True})
