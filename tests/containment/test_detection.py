@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
+from outbound.helpers import facts as base_facts
 from relayguard.containment.detection import apply_outcome
 from relayguard.containment.service import Containment
 from relayguard.containment.states import ContainmentState
 from relayguard.core.clock import ManualClock
-from relayguard.message.facts import Envelope, Header, MessageFacts
-from relayguard.message.relay import RelayChain
+from relayguard.message.facts import MessageFacts
 from relayguard.outbound.detector import OutboundDetector
 from relayguard.outbound.settings import OutboundSettings
 
@@ -15,21 +15,9 @@ S = ContainmentState
 
 
 def facts(body: str, sasl: str, subject: str) -> MessageFacts:
-    headers = (Header("From", f"<{sasl}>", f"<{sasl}>"), Header("Subject", subject, subject))
-    raw = f"From: <{sasl}>\nSubject: {subject}\n\n{body}\n".encode()
-    return MessageFacts(
-        raw=raw,
-        size=len(raw),
-        headers=headers,
-        text=body,
-        html="",
-        html_text="",
-        urls=(),
-        attachments=(),
-        chain=RelayChain(),
-        envelope=Envelope(
-            mail_from=sasl, rcpt_to=("v@example.org",), helo="pc", client_ip="127.0.4.2", sasl_username=sasl
-        ),
+    return base_facts(
+        body, sasl=sasl, subject=subject, mail_from=sasl, from_hdr=f"<{sasl}>", ip="127.0.4.2",
+        rcpt=("v@example.org",), helo="pc",
     )
 
 
