@@ -44,11 +44,14 @@ def wait_dns(proc: subprocess.Popen[bytes], port: int, name: str, timeout: float
     raise RuntimeError(f"{name} did not answer on port {port}")
 
 
-def wait_port(port: int, timeout: float = 20.0) -> None:
+def wait_port(port: int, timeout: float = 20.0, proc: subprocess.Popen[bytes] | None = None) -> None:
+    """Until something accepts on 127.0.0.1:port; with `proc`, give up as soon as that process exits."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.5):
             return
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"the process meant to listen on port {port} exited with {proc.returncode}")
         time.sleep(0.05)
     raise RuntimeError(f"nothing listens on port {port}")
 

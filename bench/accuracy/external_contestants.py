@@ -7,35 +7,18 @@ import json
 import os
 import re
 import shutil
-import socket
 import subprocess
-import time
 from pathlib import Path
 
 import httpx
 
 from bench.accuracy.corpus import Msg
 from bench.accuracy.cpu import pid_cpu, pids_cpu, tree_pids
+from bench.lib.peers import free_port, wait_port
 
 HERE = Path(__file__).resolve().parent
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def wait_port(port: int, proc: subprocess.Popen[bytes], what: str, timeout: float = 300.0) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                return
-        except OSError:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"{what} did not start on port {port}") from None
-            time.sleep(0.1)
 
 
 class SaBayes:
@@ -123,7 +106,7 @@ class RspamdBayes:
              "--dir", str(workdir)],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )
-        wait_port(rport, self.redis, "redis-server")
+        wait_port(rport, 300.0, self.redis, "redis-server")
         local = workdir / "local"
         (local / "local.d").mkdir(parents=True)
         (local / "override.d").mkdir()
@@ -157,8 +140,8 @@ class RspamdBayes:
             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env={**os.environ},
         )
         try:
-            wait_port(nport, self.proc, "rspamd normal worker")
-            wait_port(cport, self.proc, "rspamd controller")
+            wait_port(nport, 300.0, self.proc, "rspamd normal worker")
+            wait_port(cport, 300.0, self.proc, "rspamd controller")
         except BaseException:
             self.http = httpx.Client()
             self.close()

@@ -21,7 +21,6 @@ import logging
 import os
 import random
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -32,6 +31,9 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "src"))
+sys.path.insert(0, str(ROOT))  # bench.lib
+
+from bench.lib.peers import free_port, wait_port  # noqa: E402
 
 from relayguard.containment.decider import ContainmentDecider  # noqa: E402
 from relayguard.containment.service import Containment  # noqa: E402
@@ -45,23 +47,6 @@ from relayguard.containment.shared_state import (  # noqa: E402
 from relayguard.containment.states import Actor, ContainmentState  # noqa: E402
 from relayguard.containment.store_sqlite import SqliteStore  # noqa: E402
 from relayguard.protocols.policy import PolicyRequest  # noqa: E402
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def wait_port(port: int, timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", port), 0.5):
-                return
-        except OSError:
-            time.sleep(0.05)
-    raise RuntimeError(f"nothing listens on {port}")
 
 
 def pct(values: list[float], p: float) -> float:
@@ -147,7 +132,7 @@ def start_redis(workdir: Path) -> tuple[subprocess.Popen[bytes], int]:
     port = free_port()
     proc = subprocess.Popen([exe, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
                              "--dir", str(workdir)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
-    wait_port(port)
+    wait_port(port, 20.0)
     return proc, port
 
 

@@ -22,17 +22,20 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def wait_port(port: int, timeout: float, proc_: subprocess.Popen[bytes] | None = None) -> None:
+def wait_port(
+    port: int, timeout: float, proc_: subprocess.Popen[bytes] | None = None, what: str = "server"
+) -> None:
+    """Until something accepts on 127.0.0.1:port; with `proc_`, give up as soon as that process exits."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc_ is not None and proc_.poll() is not None:
-            raise RuntimeError(f"server exited with status {proc_.returncode} before listening")
+            raise RuntimeError(f"{what} exited with status {proc_.returncode} before listening on {port}")
         try:
             with socket.create_connection(("127.0.0.1", port), timeout=0.5):
                 return
         except OSError:
             time.sleep(0.2)
-    raise TimeoutError(f"nothing listening on 127.0.0.1:{port} after {timeout:.0f}s")
+    raise TimeoutError(f"{what}: nothing listening on 127.0.0.1:{port} after {timeout:.0f}s")
 
 
 class Server:

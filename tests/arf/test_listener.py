@@ -3,29 +3,23 @@
 from __future__ import annotations
 
 import smtplib
-import socket
 import subprocess
 from collections.abc import Iterator
 
 import pytest
 
 from arf import scenario as sc
+from peers import free_port
 from relayguard.arf.ingest import Ingestor, make_controller
 from relayguard.arf.settings import ArfSettings
 from relayguard.arf.store import ComplaintStore
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture(params=[False, True], ids=["smtp", "lmtp"])
 def listener(request: pytest.FixtureRequest) -> Iterator[tuple[Ingestor, int, bool]]:
     lmtp = bool(request.param)
     ing = Ingestor(ArfSettings(relay_hostnames=[sc.RELAY]), ComplaintStore(":memory:"))
-    port = _free_port()
+    port = free_port()
     ctl = make_controller(ing, "127.0.0.1", port, lmtp)
     ctl.start()
     try:

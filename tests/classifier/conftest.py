@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from peers import free_port
 from relayguard.config import load_config_text
 from relayguard.config.schema import Settings
 from relayguard.message.facts import MessageFacts
@@ -41,12 +42,6 @@ def corpus() -> tuple[list[MessageFacts], list[MessageFacts]]:
     ham = [parse_message(p.read_bytes(), st) for p in sorted((SAMPLES / "ham").iterdir())]
     spam = [parse_message(p.read_bytes(), st) for p in sorted((SAMPLES / "spam").iterdir())]
     return ham, spam
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture

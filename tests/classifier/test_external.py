@@ -6,7 +6,6 @@ import asyncio
 import contextlib
 import os
 import shutil
-import socket
 import subprocess
 import time
 from collections.abc import Iterator
@@ -15,6 +14,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from peers import free_port, wait_port
 from relayguard.checks.api import CheckContext
 from relayguard.classifier.external import (
     PeerError,
@@ -38,24 +38,6 @@ PLAIN = (
 )
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def wait_port(port: int, proc: subprocess.Popen[bytes], timeout: float = 240.0) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                return
-        except OSError:
-            if proc.poll() is not None:
-                pytest.fail(f"peer exited with {proc.returncode}")
-            if time.monotonic() > deadline:
-                pytest.fail(f"peer did not listen on {port}")
-            time.sleep(0.1)
 
 
 def stop(proc: subprocess.Popen[bytes]) -> None:
@@ -79,7 +61,7 @@ def spamd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         cmd += ["-u", "nobody"]  # spamd refuses to scan as root
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        wait_port(port, proc)
+        wait_port(port, 240.0, proc)
         yield f"127.0.0.1:{port}"
     finally:
         stop(proc)
@@ -114,7 +96,7 @@ def rspamd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )
     try:
-        wait_port(nport, proc)
+        wait_port(nport, 240.0, proc)
         yield f"http://127.0.0.1:{nport}"
     finally:
         stop(proc)

@@ -1,35 +1,19 @@
 from __future__ import annotations
 
-import contextlib
 import os
 import signal
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
+from peers import free_port, wait_port
+
 HERE = Path(__file__).parent
 RELAYGUARD = [sys.executable, "-c", "from relayguard.app.cli import main; main()"]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def wait_port(port: int, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.5):
-            return
-        time.sleep(0.05)
-    raise RuntimeError(f"nothing listens on port {port}")
 
 
 @dataclass
@@ -49,7 +33,7 @@ class Served:
             stdout=logf, stderr=subprocess.STDOUT, env=env, cwd=str(self.config.parent),
         )  # fmt: skip
         for port in self.ports.values():
-            wait_port(port)
+            wait_port(port, 30.0)
 
     def signal(self, sig: int) -> None:
         assert self.proc is not None
