@@ -319,44 +319,39 @@ redis.call('PUBLISH', ARGV[6], ARGV[7])
 return 1
 """
 
-# KEYS[1] id zset; ARGV id, t, window, limit (-1: none), horizon, max_ids, ttl_ms
-_ADMIT = """
-local z = KEYS[1]
-local t = tonumber(ARGV[2])
-redis.call('ZREMRANGEBYSCORE', z, '-inf', '(' .. ARGV[5])
-local n = redis.call('ZCOUNT', z, t - tonumber(ARGV[3]), '+inf')
-if ARGV[1] ~= '' and redis.call('ZSCORE', z, ARGV[1]) then return {1, n, 0} end
-local limit = tonumber(ARGV[4])
-if limit >= 0 and n >= limit then return {0, n, 1} end
-local id = ARGV[1]
-if id == '' then id = 'anon:' .. redis.call('INCR', z .. ':anon') end
-redis.call('ZADD', z, t, id)
-local size = redis.call('ZCARD', z)
-local cap = tonumber(ARGV[6])
-if size > cap then redis.call('ZREMRANGEBYRANK', z, 0, size - cap - 1) end
-redis.call('PEXPIRE', z, ARGV[7])
-return {1, n + 1, 1}
+# The admission itself, shared by both scripts: in zset z, is message ARGV[1] at ARGV[2] within the limit?
+# ARGV id, t, window, limit (-1: none), horizon, max_ids, ttl_ms. Returns allowed, n, new.
+_ADMIT_FN = """
+local function admit(z)
+  local t = tonumber(ARGV[2])
+  redis.call('ZREMRANGEBYSCORE', z, '-inf', '(' .. ARGV[5])
+  local n = redis.call('ZCOUNT', z, t - tonumber(ARGV[3]), '+inf')
+  if ARGV[1] ~= '' and redis.call('ZSCORE', z, ARGV[1]) then return 1, n, 0 end
+  local limit = tonumber(ARGV[4])
+  if limit >= 0 and n >= limit then return 0, n, 1 end
+  local id = ARGV[1]
+  if id == '' then id = 'anon:' .. redis.call('INCR', z .. ':anon') end
+  redis.call('ZADD', z, t, id)
+  local size = redis.call('ZCARD', z)
+  local cap = tonumber(ARGV[6])
+  if size > cap then redis.call('ZREMRANGEBYRANK', z, 0, size - cap - 1) end
+  redis.call('PEXPIRE', z, ARGV[7])
+  return 1, n + 1, 1
+end
+"""
+
+# KEYS[1] id zset. Returns {allowed, n, new}.
+_ADMIT = _ADMIT_FN + """
+local allowed, n, new = admit(KEYS[1])
+return {allowed, n, new}
 """
 
 # KEYS[1] state hash, KEYS[2] throttle zset; ARGV as _ADMIT. Returns {state, since, reason, allowed, n, new}.
-_LOOKUP = """
+_LOOKUP = _ADMIT_FN + """
 local st = redis.call('HMGET', KEYS[1], 'state', 'since', 'reason')
 if st[1] ~= 'throttled' then return {st[1] or 'normal', st[2] or '0', st[3] or '', -1, 0, 0} end
-local z = KEYS[2]
-local t = tonumber(ARGV[2])
-redis.call('ZREMRANGEBYSCORE', z, '-inf', '(' .. ARGV[5])
-local n = redis.call('ZCOUNT', z, t - tonumber(ARGV[3]), '+inf')
-if ARGV[1] ~= '' and redis.call('ZSCORE', z, ARGV[1]) then return {st[1], st[2], st[3], 1, n, 0} end
-local limit = tonumber(ARGV[4])
-if limit >= 0 and n >= limit then return {st[1], st[2], st[3], 0, n, 1} end
-local id = ARGV[1]
-if id == '' then id = 'anon:' .. redis.call('INCR', z .. ':anon') end
-redis.call('ZADD', z, t, id)
-local size = redis.call('ZCARD', z)
-local cap = tonumber(ARGV[6])
-if size > cap then redis.call('ZREMRANGEBYRANK', z, 0, size - cap - 1) end
-redis.call('PEXPIRE', z, ARGV[7])
-return {st[1], st[2], st[3], 1, n + 1, 1}
+local allowed, n, new = admit(KEYS[2])
+return {st[1], st[2], st[3], allowed, n, new}
 """
 
 # KEYS[1] id zset, KEYS[2] counters hash; ARGV id, t, horizon, max_ids, ttl_ms, name1, amount1, ...
