@@ -148,12 +148,17 @@ def expand_txt(template: str, value: str, subst: dict[str, str], base: str | Non
     """A TXT template -> text: `$` is the listed value, `$$` a dollar, `$0`-`$9` the variables.
 
     With a base template (`$=`), the entry text takes the place of `$=` in it (an entry text starting with
-    `=` opts out); an empty entry text stands for `$`.
+    `=` opts out); an empty entry text stands for `$`. At most 255 characters, as one TXT string holds.
     """
+    return expand_txt_whole(template, value, subst, base)[:255]
+
+
+def expand_txt_whole(template: str, value: str, subst: dict[str, str], base: str | None) -> str:
+    """expand_txt before the cut to 255 characters (the compiled path cuts after putting in the value)."""
     if base is not None:
         template = template[1:] if template.startswith("=") else base.replace("$=", template or "$")
     if "$" not in template:
-        return template[:255]
+        return template
     out: list[str] = []
     i = 0
     n = len(template)
@@ -174,7 +179,7 @@ def expand_txt(template: str, value: str, subst: dict[str, str], base: str | Non
         else:
             out.append(value)
             i = j + 1
-    return "".join(out)[:255]
+    return "".join(out)
 
 
 def txt_rdata(text: str) -> bytes:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ctypes
+import errno
 import functools
 import logging
 import os
@@ -25,6 +26,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
+from relayguard.dnsbl import native
 from relayguard.dnsbl.acl import Acl
 from relayguard.dnsbl.answer import Dataset, Limits, Zone, ZoneSet
 from relayguard.dnsbl.handover import build_in_child, can_fork
@@ -103,7 +105,7 @@ class Catalog:
             self.live_version, self.live_zones = self.live()
         self.loaded = build_zoneset(self.specs, self.limits, lazy=self.lazy, workdir=self.workdir,
                                     extra_zones=self.live_zones)
-        self.zoneset = self.loaded.zoneset
+        self.zoneset = native.prepare(self.loaded.zoneset)
         trim_memory()
 
     def files_changed(self, *, settled: bool = True) -> bool:
@@ -172,8 +174,8 @@ class Catalog:
     def install(self, new: Loaded) -> None:
         with self._lock:
             self.loaded = new
-            self.zoneset = ZoneSet(self._file_zones() + self.live_zones, global_acl=new.zoneset.global_acl,
-                                   lazy=self.lazy)
+            self.zoneset = native.prepare(ZoneSet(self._file_zones() + self.live_zones,
+                                                  global_acl=new.zoneset.global_acl, lazy=self.lazy))
             self.reloads += 1
         trim_memory()
 
@@ -199,8 +201,12 @@ class Catalog:
                 return False
             file_zones = self._file_zones()
             self.live_version, self.live_zones = version, zones
-            self.zoneset = ZoneSet(file_zones + zones, global_acl=self.zoneset.global_acl, lazy=self.lazy)
+            self.zoneset = native.prepare(ZoneSet(file_zones + zones, global_acl=self.zoneset.global_acl,
+                                                  lazy=self.lazy))
         return True
+
+
+_FATAL = frozenset({errno.EBADF, errno.ENOTSOCK, errno.EINVAL})  # the socket is gone: stop, do not spin
 
 
 class UdpListener:
@@ -219,6 +225,46 @@ class UdpListener:
         self.thread = threading.Thread(target=self.run, name="dnsbl-udp", daemon=True)
 
     def run(self) -> None:
+        if native.enabled():
+            self.run_native()
+        else:
+            self.run_python()
+
+    def run_native(self) -> None:
+        """The compiled engine takes batches off the socket and answers the plain questions itself; the
+        rest (other types, ACL zones, the apex, hostile packets...) come back here one by one."""
+        sock = self.sock
+        fd = sock.fileno()
+        send = sock.sendto
+        srv = self.server
+        catalog = srv.catalog
+        scratch = bytearray(native.SCRATCH)  # this thread's receive and send buffers
+        receive = native.receive
+        while True:
+            count, err = receive(fd, scratch)
+            if self.stopping or err in _FATAL:
+                return
+            zs = catalog.zoneset  # after the wait: a reload meanwhile answers this batch already
+            try:
+                answered, declined = native.engine_for(zs).reply(fd, scratch, count)
+            except Exception:  # a broken engine must not stop the answers: fall back to Python for good
+                log.exception("the compiled DNSBL path failed; answering in Python from now on")
+                self.run_python()
+                return
+            srv.queries += answered + len(declined)
+            for data, addr in declined:
+                try:
+                    resp = answer_fast(zs, data, addr[0])
+                except Exception:  # never let one packet take the server down; the client will retry
+                    log.exception("error answering a query")
+                    continue
+                if resp is not None:
+                    try:  # noqa: SIM105  (suppress() would cost a context manager per packet)
+                        send(resp, addr)
+                    except OSError:
+                        pass
+
+    def run_python(self) -> None:
         sock = self.sock
         recv = sock.recvfrom
         send = sock.sendto

@@ -258,7 +258,7 @@ def refused(data: bytes) -> bytes | None:
 # ---------------------------------------------------------------------------------------------------
 
 _SIMPLE_KINDS = frozenset({"ip4set", "ip4tset", "ip4trie", "ip6trie", "ip6tset", "dnset", "live"})
-_NOT_FAST = object()
+NOT_FAST = object()
 
 
 class FastZone:
@@ -286,6 +286,8 @@ class FastPath:
 
     def __init__(self, zs: ZoneSet) -> None:
         self.zs = zs
+        self.engine: Any = None  # native.engine_for builds the compiled engine on first use
+        self.engine_built = False
         self.by_wire: dict[bytes, FastZone] = {}
         lengths: set[int] = set()
         for z in zs.zones:
@@ -296,7 +298,7 @@ class FastPath:
             # its name (and so every name under it) go the general way
             if fz.wire in self.by_wire:
                 continue
-            self.by_wire[fz.wire] = fz if simple else _NOT_FAST  # type: ignore[assignment]
+            self.by_wire[fz.wire] = fz if simple else NOT_FAST  # type: ignore[assignment]
             lengths.add(len(fz.wire))
         # longest zone first, as ZoneSet.find_zone
         self.lengths = sorted(lengths, reverse=True)
@@ -304,7 +306,7 @@ class FastPath:
         names = [z.name for z in zs.zones]
         ip4: dict[bytes, FastZone] = {}
         for wire, fz in self.by_wire.items():
-            if fz is _NOT_FAST or not fz.handlers or any(k != 1 for k, _ in fz.handlers):  # type: ignore[comparison-overlap]
+            if fz is NOT_FAST or not fz.handlers or any(k != 1 for k, _ in fz.handlers):  # type: ignore[comparison-overlap]
                 continue
             if any(nm != fz.zone.name and nm.endswith("." + fz.zone.name) for nm in names) or not fz.zone.name:
                 continue
@@ -385,7 +387,7 @@ def answer_fast(zs: ZoneSet, data: bytes, peer: str | None) -> bytes | None:
             fz = cand
             zstart = cut + 12
             break
-    if fz is None or fz is _NOT_FAST:
+    if fz is None or fz is NOT_FAST:
         return answer_packet(zs, data, peer)
     # labels relative to the zone, and the IPv4 reading of a 4-label name
     labels = tuple([qn[o - 11 : o - 11 + data[o]].decode("latin-1") for o in offs if o < zstart])
@@ -446,7 +448,7 @@ def _finish(data: bytes, end: int, edns: bool, limit: int, out: list[bytes], fou
             zstart: int) -> bytes:
     question = data[12:end]
     flags = 0x8400 | (data[2] & 0x01) << 8
-    opt = _OPT_DEFAULT if edns else b""
+    opt = OPT_DEFAULT if edns else b""
     if out:
         body = b"".join([b"\xc0\x0c" + rr for rr in out])
         ancount = len(out)
@@ -473,4 +475,4 @@ for _v in range(256):
     for _w in range(len(str(_v)), 4):
         _t = str(_v).zfill(_w).encode()
         _OCT[bytes((len(_t),)) + _t] = _v
-_OPT_DEFAULT = b"\x00" + _RR_HEAD.pack(T_OPT, MAX_UDP, 0, 0)
+OPT_DEFAULT = b"\x00" + _RR_HEAD.pack(T_OPT, MAX_UDP, 0, 0)

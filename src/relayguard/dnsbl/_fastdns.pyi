@@ -1,0 +1,13 @@
+from typing import Any
+
+ZoneDesc = tuple[bytes, bool, bool, bytes | None, list[tuple[Any, ...]]]
+
+BATCH: int
+SCRATCH: int
+
+class Engine:
+    def __init__(self, zones: list[ZoneDesc], opt: bytes) -> None: ...
+    def answer(self, query: bytes) -> bytes | None: ...
+    def reply(self, fd: int, scratch: bytearray, count: int) -> tuple[int, list[tuple[bytes, Any]]]: ...
+
+def receive(fd: int, scratch: bytearray) -> tuple[int, int]: ...

@@ -1,0 +1,148 @@
+"""The compiled hot path (_fastdns.c), fed from the Python datasets' own arrays.
+
+The engine answers plain A/TXT questions to zones whose datasets are all ip4set or dnset, and receives
+and sends UDP in batches; everything else it hands back to wire.answer_fast. It reads the datasets'
+arrays in place (no copy: the memory figure does not move) and keeps them alive while it lives; a reload
+builds a new engine with the new FastPath.
+
+Without a C compiler at install time the extension is missing and the server runs the Python path
+alone (same answers, about a third of the throughput); RELAYGUARD_DNSBL_NATIVE=0 chooses that path on
+purpose, e.g. to compare the two.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import weakref
+from typing import TYPE_CHECKING, Any
+
+from relayguard.dnsbl.answer import T_A, expand_txt_whole
+from relayguard.dnsbl.datafile import Meta, Rec
+from relayguard.dnsbl.dnset import DnSet, NameTable
+from relayguard.dnsbl.ip4 import Ip4Set
+from relayguard.dnsbl.wire import NOT_FAST, OPT_DEFAULT, FastPath, fast_path
+
+if TYPE_CHECKING:
+    from relayguard.dnsbl.answer import ZoneSet
+
+try:
+    from relayguard.dnsbl import _fastdns
+except ImportError:  # built without a compiler: the Python path answers everything
+    _fastdns = None  # type: ignore[assignment]
+
+# not a latin-1 character, so never in a template read from a data file: it marks where the value goes
+_VALUE = "\uffff"
+
+
+SCRATCH = _fastdns.SCRATCH if _fastdns is not None else 0  # per-thread buffer size for receive/reply
+
+
+def receive(fd: int, scratch: bytearray) -> tuple[int, int]:
+    """Wait for a batch of datagrams on fd into scratch: (count, errno)."""
+    return _fastdns.receive(fd, scratch)
+
+
+def available() -> bool:
+    return _fastdns is not None
+
+
+def enabled() -> bool:
+    return _fastdns is not None and os.environ.get("RELAYGUARD_DNSBL_NATIVE", "1") != "0"
+
+
+class NotCompilable(Exception):
+    """A dataset the engine does not cover; its zone goes the Python way."""
+
+
+def _txt_parts(rec: Rec, meta: Meta) -> tuple[bytes, ...] | None:
+    if not (rec.txt or meta.base_template is not None):
+        return None
+    texts = [rec.txt, meta.base_template or "", *meta.subst.values()]
+    if any(_VALUE in t for t in texts):
+        raise NotCompilable("a template holds the value marker")
+    whole = expand_txt_whole(rec.txt, _VALUE, meta.subst, meta.base_template)
+    # latin-1 with "replace" is what answer.txt_rdata does: one byte per character, so cutting the bytes
+    # at 255 after putting the value in equals cutting the characters
+    return tuple(p.encode("latin-1", "replace") for p in whole.split(_VALUE))
+
+
+def _recs(recs: list[Rec | None], meta: Meta, ttl: int) -> list[tuple[bytes, tuple[bytes, ...] | None] | None]:
+    a_head = T_A.to_bytes(2, "big") + b"\x00\x01" + ttl.to_bytes(4, "big") + b"\x00\x04"
+    out: list[tuple[bytes, tuple[bytes, ...] | None] | None] = []
+    for r in recs:
+        if r is None:
+            out.append(None)
+            continue
+        if len(r.a) != 4:
+            raise NotCompilable("an A value that is not 4 bytes")
+        out.append((a_head + r.a, _txt_parts(r, meta)))
+    return out
+
+
+def _table(t: NameTable) -> tuple[Any, ...]:
+    return (t._hashes, t._offs, t._lens, t._vals, t._blob)
+
+
+def _dataset(ds: object) -> tuple[Any, ...]:
+    """The engine's view of a dataset, made once per dataset (a live-listing change rebuilds the engine,
+    not the descriptions of the file datasets it reuses)."""
+    try:
+        return _DESCRIPTIONS[ds]
+    except (KeyError, TypeError):
+        pass
+    desc = _describe(ds)
+    with contextlib.suppress(TypeError):  # not weak-referenceable: described again next time
+        _DESCRIPTIONS[ds] = desc
+    return desc
+
+
+_DESCRIPTIONS: weakref.WeakKeyDictionary[object, tuple[Any, ...]] = weakref.WeakKeyDictionary()
+
+
+def _describe(ds: object) -> tuple[Any, ...]:
+    if type(ds) is Ip4Set:
+        if not 0 <= ds.ttl < 2**32:
+            raise NotCompilable("TTL")
+        return (1, ds.ttl, list(ds._flat), _recs(ds.recs, ds.meta, ds.ttl))
+    if type(ds) is DnSet:
+        # names with several values are marked in the arrays (0xFFFFFFFF): the engine hands those to Python
+        return (2, ds.ttl, _table(ds.exact), _table(ds.wild) if len(ds.wild) else None, ds.max_wild_labels,
+                _recs(ds.recs, ds.meta, ds.ttl))
+    raise NotCompilable(getattr(ds, "kind", type(ds).__name__))
+
+
+def build(fp: FastPath) -> Any:
+    """An engine for fp's zones (None without the extension)."""
+    if _fastdns is None:
+        return None
+    zones: list[tuple[bytes, bool, bool, bytes | None, list[tuple[Any, ...]]]] = []
+    for wire, fz in sorted(fp.by_wire.items(), key=lambda kv: -len(kv[0])):
+        sets: list[tuple[Any, ...]] = []
+        capable = fz is not NOT_FAST and bool(fz.handlers)
+        if capable:
+            try:
+                sets = [_dataset(ds) for _k, ds in fz.handlers]
+            except NotCompilable:
+                capable, sets = False, []
+        reads = capable and fz.reads_ip4
+        zones.append((wire, capable, reads, fz.soa_tail if capable else None, sets))
+    return _fastdns.Engine(zones, OPT_DEFAULT)
+
+
+def engine_for(zs: ZoneSet) -> Any:
+    """The engine of zs's fast path, built on first use (None without the extension)."""
+    fp = fast_path(zs)
+    if not fp.engine_built:
+        fp.engine = build(fp)
+        fp.engine_built = True
+    return fp.engine
+
+
+def prepare(zs: ZoneSet) -> ZoneSet:
+    """Build zs's fast path and engine before zs is served, so the UDP thread never builds them."""
+    if enabled():
+        engine_for(zs)
+    else:
+        fast_path(zs)
+    return zs
