@@ -16,6 +16,7 @@ import dns.message
 import dns.rdatatype
 
 from peers import wait_dns
+from relayguard.dnsbl import native
 from relayguard.dnsbl.answer import Limits, ZoneSet
 from relayguard.dnsbl.wire import answer_fast, answer_packet
 from relayguard.dnsbl.zonespec import ZoneSpec, build_zoneset
@@ -183,12 +184,15 @@ def compare(
     mism: list[Mismatch] = []
     total = 0
     truncated = 0
+    engine = native.engine_for(zs)  # the compiled path must give the Python path's bytes, or leave it
     for start in range(0, len(packets), 60000):
         batch = packets[start : start + 60000]
         theirs = server.ask_many(batch, source=source, timeout=0.5 if source == "127.0.0.1" else 0.2)
         for k, (p, t) in enumerate(zip(batch, theirs, strict=True)):
             raw = answer_fast(zs, p, source)
             assert raw == answer_packet(zs, p, source), "fast path and general path disagree"
+            compiled = engine.answer(p)
+            assert compiled is None or compiled == raw, "compiled path and Python path disagree"
             mine = summarize(raw)
             th = summarize(t)
             total += 1

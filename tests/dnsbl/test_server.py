@@ -36,8 +36,11 @@ def datadir(tmp_path: Path) -> Path:
     return tmp_path
 
 
-@pytest.fixture
-async def server(datadir: Path) -> AsyncIterator[DnsblServer]:
+@pytest.fixture(params=["compiled", "python"])
+async def server(datadir: Path, request: pytest.FixtureRequest,
+                 monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[DnsblServer]:
+    """Every server test runs with both UDP loops: the compiled engine's batches and the Python one."""
+    monkeypatch.setenv("RELAYGUARD_DNSBL_NATIVE", "1" if request.param == "compiled" else "0")
     specs = [ZoneSpec.parse(s) for s in ("bl.test:ip4set:ip4set.zone", "dbl.test:dnset:dnset.zone",
                                          "gen.test:generic:generic.zone", "big.test:ip4set:big.zone")]
     cat = Catalog(specs, Limits(), workdir=str(datadir))

@@ -11,6 +11,7 @@ import dns.rdatatype
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from relayguard.dnsbl import native
 from relayguard.dnsbl.answer import Limits, ZoneSet
 from relayguard.dnsbl.wire import answer_fast, answer_packet, parse_question
 from relayguard.dnsbl.zonespec import ZoneSpec, build_zoneset
@@ -19,6 +20,7 @@ FIXTURES = Path(__file__).parent.parent / "fixtures" / "dnsbl"
 SPECS = ["bl.test:ip4set:ip4set.zone", "dbl.test:dnset:dnset.zone", "gen.test:generic:generic.zone",
          "comb.test:combined:combined.zone", "six.test:ip6trie:ip6trie.zone"]
 ZS: ZoneSet = build_zoneset([ZoneSpec.parse(s) for s in SPECS], Limits(), workdir=str(FIXTURES)).zoneset
+ENGINE = native.engine_for(ZS)
 
 label = st.one_of(st.sampled_from(["1", "2", "10", "65", "0", "spam", "example", "bl", "test", "dbl", "www",
                                    "BL", "Test", "255", "256", "010"]),
@@ -30,6 +32,8 @@ def _check(pkt: bytes) -> None:
     fast = answer_fast(ZS, pkt, "127.0.0.1")
     slow = answer_packet(ZS, pkt, "127.0.0.1")
     assert fast == slow
+    compiled = ENGINE.answer(pkt)  # None: the compiled path leaves the packet to Python
+    assert compiled is None or compiled == fast
     if fast is not None:
         assert len(fast) <= 1232
         limit = 512

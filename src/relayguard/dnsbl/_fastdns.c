@@ -393,7 +393,7 @@ static int emit(Out *out, int qtype, const CRec *r, uint32_t ttl, const uint8_t 
         return 0; /* an empty text is no record */
     tail[0] = 0; tail[1] = 16; tail[2] = 0; tail[3] = 1;
     tail[4] = ttl >> 24; tail[5] = ttl >> 16; tail[6] = ttl >> 8; tail[7] = ttl;
-    tail[8] = 0; tail[9] = (uint8_t)(len + 1);
+    tail[8] = (uint8_t)((len + 1) >> 8); tail[9] = (uint8_t)(len + 1); /* 256 for a full string */
     tail[10] = (uint8_t)len;
     return add_rr(out, tail, 11 + len);
 }
