@@ -34,7 +34,8 @@ DATA = {
               "10.1.2.4 :4:" + LONG + " $\n10.1.2.5 :5:$ " + LONG + "\n192.0.2.0/24 :6:net $\n!192.0.2.7\n",
     "b.zone": "$TTL 300\n:127.0.0.2:A-list $ var-one $$ $7\n10.2.0.0/16\n10.9.9.9 :9:second set\n",
     "base.zone": "$= Listed: $= (see $)\n20.0.0.1 ref-42\n20.0.0.2\n20.0.0.3 =own $\n",
-    "names.zone": "$SOA 600 ns.dbl.test hm.dbl.test 5 60 60 600 30\n:127.0.1.2:Domain $ listed\nspam.example\n*.wild.example :3:under $\n.both.example :4\n"
+    "names.zone": "$SOA 600 ns.dbl.test hm.dbl.test 5 60 60 600 30\n:127.0.1.2:Domain $ listed\nspam.example\n"
+                  "*.wild.example :3:under $\n.both.example :4\n"
                   "!ok.wild.example\nmulti.example :2:one\nmulti.example :5:two\nMixed.Example\n",
 }
 SPECS = ["ip.test:ip4set:a.zone,b.zone", "two.test:ip4set:a.zone", "two.test:ip4set:b.zone",
