@@ -150,12 +150,13 @@ static int load_recs(CSet *s, PyObject *recs) {
         PyErr_SetString(PyExc_TypeError, "recs must be a list");
         return -1;
     }
-    s->nrecs = PyList_GET_SIZE(recs);
-    s->recs = PyMem_Calloc(s->nrecs ? s->nrecs : 1, sizeof(CRec));
+    Py_ssize_t n = PyList_GET_SIZE(recs);
+    s->recs = PyMem_Calloc(n ? n : 1, sizeof(CRec));
     if (s->recs == NULL) {
         PyErr_NoMemory();
         return -1;
     }
+    s->nrecs = n; /* only now: free_set walks recs[0:nrecs] */
     for (Py_ssize_t i = 0; i < s->nrecs; i++) {
         PyObject *r = PyList_GET_ITEM(recs, i);
         if (r == Py_None)

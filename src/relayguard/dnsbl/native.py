@@ -101,9 +101,10 @@ _DESCRIPTIONS: weakref.WeakKeyDictionary[object, tuple[Any, ...]] = weakref.Weak
 
 
 def _describe(ds: object) -> tuple[Any, ...]:
+    ttl = getattr(ds, "ttl", -1)
+    if not (isinstance(ttl, int) and 0 <= ttl < 2**32):
+        raise NotCompilable("TTL")
     if type(ds) is Ip4Set:
-        if not 0 <= ds.ttl < 2**32:
-            raise NotCompilable("TTL")
         return (1, ds.ttl, list(ds._flat), _recs(ds.recs, ds.meta, ds.ttl))
     if type(ds) is DnSet:
         # names with several values are marked in the arrays (0xFFFFFFFF): the engine hands those to Python
