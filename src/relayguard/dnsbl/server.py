@@ -25,6 +25,7 @@ import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import Any
 
 from relayguard.dnsbl import native
 from relayguard.dnsbl.acl import Acl
@@ -206,6 +207,20 @@ class Catalog:
         return True
 
 
+def answer_one(zs: ZoneSet, data: bytes, addr: Any, send: Callable[[bytes, Any], object]) -> None:
+    """One UDP query through the Python path; never lets a packet take the server down."""
+    try:
+        resp = answer_fast(zs, data, addr[0])
+    except Exception:  # the client will retry
+        log.exception("error answering a query")
+        return
+    if resp is not None:
+        try:  # noqa: SIM105  (suppress() would cost a context manager per packet)
+            send(resp, addr)
+        except OSError:  # e.g. ICMP unreachable surfacing from an earlier answer
+            pass
+
+
 _FATAL = frozenset({errno.EBADF, errno.ENOTSOCK, errno.EINVAL})  # the socket is gone: stop, do not spin
 
 
@@ -253,16 +268,7 @@ class UdpListener:
                 return
             srv.queries += answered + len(declined)
             for data, addr in declined:
-                try:
-                    resp = answer_fast(zs, data, addr[0])
-                except Exception:  # never let one packet take the server down; the client will retry
-                    log.exception("error answering a query")
-                    continue
-                if resp is not None:
-                    try:  # noqa: SIM105  (suppress() would cost a context manager per packet)
-                        send(resp, addr)
-                    except OSError:
-                        pass
+                answer_one(zs, data, addr, send)
 
     def run_python(self) -> None:
         sock = self.sock
@@ -280,16 +286,7 @@ class UdpListener:
             if self.stopping:
                 return
             srv.queries += 1
-            try:
-                resp = answer_fast(catalog.zoneset, data, addr[0])
-            except Exception:  # never let one packet take the server down; the client will retry
-                log.exception("error answering a query")
-                continue
-            if resp is not None:
-                try:  # noqa: SIM105  (suppress() would cost a context manager per packet)
-                    send(resp, addr)
-                except OSError:
-                    pass
+            answer_one(catalog.zoneset, data, addr, send)
 
     def stop(self) -> None:
         self.stopping = True
