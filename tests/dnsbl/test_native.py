@@ -260,3 +260,57 @@ def test_types_the_engine_does_not_cover_go_to_python(zs: ZoneSet) -> None:
     assert engine.answer(dns.message.make_query("www.gen.test", "A").to_wire()) is None  # generic zone
     q = dns.message.make_query("1.0.0.10.ip.test", "A")
     assert dns.rdatatype.from_text("A") == 1 and engine.answer(q.to_wire()) is not None
+
+
+TRIE = ("$TTL 120\n:127.0.0.2:Trie $\n0/0 :9:everything\n10.0.0.0/8 :3:ten $\n10.1.0.0/16 :4:\n!10.1.2.0/24\n"
+        "10.1.2.3/32 :5:host $\n10.1.2.3/32 :6:second line for the same prefix loses\n172.16.0.0/12\n")
+
+
+def test_ip4trie_zone(tmp_path: Path) -> None:
+    """ip4trie: the longest prefix decides, with one value; `!` excludes; the first line for a prefix wins."""
+    (tmp_path / "trie.zone").write_text(TRIE)
+    zs = build_zoneset([ZoneSpec.parse("trie.test:ip4trie:trie.zone")], Limits(), workdir=str(tmp_path)).zoneset
+    engine = native.engine_for(zs)
+    seen = set()
+    for ip in ["10.0.0.1", "10.1.0.1", "10.1.2.1", "10.1.2.3", "10.1.3.3", "172.20.1.1", "8.8.8.8", "0.0.0.0"]:
+        for rtype in ("A", "TXT"):
+            p = dns.message.make_query(".".join(reversed(ip.split("."))) + ".trie.test", rtype).to_wire()
+            got = engine.answer(p)
+            assert got is not None and got == answer_fast(zs, p, "127.0.0.1")
+            seen.add(tuple(rd.to_text() for rrset in dns.message.from_wire(got).answer for rd in rrset))
+    assert ('"host 10.1.2.3"',) in seen and ('"ten 10.0.0.1"',) in seen and ('"everything"',) in seen
+    assert ("127.0.0.5",) in seen and () in seen  # () : 10.1.2.1, excluded from the /16
+
+
+def test_live_zone(tmp_path: Path) -> None:
+    """A zone of live listings (IPv4 trie, IPv6 trie, names in one dataset): the engine answers the IPv4
+    and name questions and leaves the IPv6 ones to Python."""
+    from relayguard.dnsbl.live import LiveZones, SqliteStore
+
+    st = SqliteStore(str(tmp_path / "live.sqlite3"))
+    try:
+        st.add("live.test", "192.0.2.7", code="127.0.0.4", reason="open proxy", evidence="incident:42")
+        st.add("live.test", "198.51.100.0/24", reason="spam run")
+        st.add("live.test", "spam.example", reason="spamvertised")
+        st.add("live.test", "2001:db8::1", reason="v6")
+        _version, zones = LiveZones(st, ["live.test"])()
+    finally:
+        st.close()
+    zs = ZoneSet(zones)
+    engine = native.engine_for(zs)
+    v6 = ".".join(reversed("20010db8000000000000000000000001")) + ".live.test"
+    answered = 0
+    for name in ["7.2.0.192.live.test", "8.2.0.192.live.test", "9.100.51.198.live.test", "spam.example.live.test",
+                 "www.spam.example.live.test", "ham.example.live.test", v6]:
+        for rtype in ("A", "TXT"):
+            p = dns.message.make_query(name, rtype).to_wire()
+            got = engine.answer(p)
+            if name == v6:
+                assert got is None
+                continue
+            assert got is not None and got == answer_fast(zs, p, "127.0.0.1"), name
+            answered += 1
+    assert answered == 12
+    listed = engine.answer(dns.message.make_query("7.2.0.192.live.test", "A").to_wire())
+    assert listed is not None
+    assert [rd.to_text() for rrset in dns.message.from_wire(listed).answer for rd in rrset] == ["127.0.0.4"]

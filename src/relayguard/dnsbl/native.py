@@ -1,12 +1,12 @@
 """The compiled hot path (_fastdns.c), fed from the Python datasets' own arrays.
 
-The engine answers plain A/TXT questions to zones whose datasets are all ip4set or dnset, and receives
-and sends UDP in batches; everything else it hands back to wire.answer_fast. It reads the datasets'
-arrays in place (no copy: the memory figure does not move) and keeps them alive while it lives; a reload
+The engine answers plain A/TXT questions to zones whose datasets are all ip4set, ip4trie, dnset or live
+listings (their IPv6 questions aside), and receives and sends UDP in batches; everything else it hands
+back to wire.answer_fast. It reads the datasets' arrays in place (no copy: the memory figure does not move) and keeps them alive while it lives; a reload
 builds a new engine with the new FastPath.
 
 Without a C compiler at install time the extension is missing and the server runs the Python path
-alone (same answers, about a third of the throughput); RELAYGUARD_DNSBL_NATIVE=0 chooses that path on
+alone (same answers, under half the throughput); RELAYGUARD_DNSBL_NATIVE=0 chooses that path on
 purpose, e.g. to compare the two.
 """
 
@@ -20,7 +20,9 @@ from typing import TYPE_CHECKING, Any
 from relayguard.dnsbl.answer import T_A, expand_txt_whole
 from relayguard.dnsbl.datafile import Meta, Rec
 from relayguard.dnsbl.dnset import DnSet, NameTable
-from relayguard.dnsbl.ip4 import Ip4Set
+from relayguard.dnsbl.ip4 import CompactPrefixTable, Ip4Set, Ip4Trie
+from relayguard.dnsbl.ip6 import Ip6Trie
+from relayguard.dnsbl.live import LiveDataset
 from relayguard.dnsbl.wire import NOT_FAST, OPT_DEFAULT, FastPath, fast_path
 
 if TYPE_CHECKING:
@@ -84,32 +86,37 @@ def _table(t: NameTable) -> tuple[Any, ...]:
     return (t._hashes, t._offs, t._lens, t._vals, t._blob)
 
 
-def _dataset(ds: object) -> tuple[Any, ...]:
-    """The engine's view of a dataset, made once per dataset (a live-listing change rebuilds the engine,
-    not the descriptions of the file datasets it reuses)."""
+def _datasets(ds: object) -> list[tuple[Any, ...]]:
+    """The engine's view of a dataset (a live zone's dataset is several), made once per dataset: a
+    live-listing change rebuilds the engine, not the descriptions of the file datasets it reuses."""
     try:
         return _DESCRIPTIONS[ds]
     except (KeyError, TypeError):
         pass
-    desc = _describe(ds)
+    desc = [_describe(p) for p in ds.parts] if type(ds) is LiveDataset else [_describe(ds)]
     with contextlib.suppress(TypeError):  # not weak-referenceable: described again next time
         _DESCRIPTIONS[ds] = desc
     return desc
 
 
-_DESCRIPTIONS: weakref.WeakKeyDictionary[object, tuple[Any, ...]] = weakref.WeakKeyDictionary()
+_DESCRIPTIONS: weakref.WeakKeyDictionary[object, list[tuple[Any, ...]]] = weakref.WeakKeyDictionary()
 
 
 def _describe(ds: object) -> tuple[Any, ...]:
+    if type(ds) is Ip6Trie:
+        return (4,)  # the engine hands its questions (32 nibble labels) to Python
     ttl = getattr(ds, "ttl", -1)
     if not (isinstance(ttl, int) and 0 <= ttl < 2**32):
         raise NotCompilable("TTL")
     if type(ds) is Ip4Set:
-        return (1, ds.ttl, list(ds._flat), _recs(ds.recs, ds.meta, ds.ttl))
+        return (1, ttl, list(ds._flat), _recs(ds.recs, ds.meta, ttl))
+    if type(ds) is Ip4Trie and isinstance(ds.table, CompactPrefixTable):
+        levels = [(sk.keys, sk.vals, sk.buckets, mask) for _bits, mask, sk in ds.table.tables]
+        return (3, ttl, levels, _recs(ds.recs, ds.meta, ttl))
     if type(ds) is DnSet:
         # names with several values are marked in the arrays (0xFFFFFFFF): the engine hands those to Python
-        return (2, ds.ttl, _table(ds.exact), _table(ds.wild) if len(ds.wild) else None, ds.max_wild_labels,
-                _recs(ds.recs, ds.meta, ds.ttl))
+        return (2, ttl, _table(ds.exact), _table(ds.wild) if len(ds.wild) else None, ds.max_wild_labels,
+                _recs(ds.recs, ds.meta, ttl))
     raise NotCompilable(getattr(ds, "kind", type(ds).__name__))
 
 
@@ -123,10 +130,10 @@ def build(fp: FastPath) -> Any:
         capable = fz is not NOT_FAST and bool(fz.handlers)
         if capable:
             try:
-                sets = [_dataset(ds) for _k, ds in fz.handlers]
+                sets = [d for _k, ds in fz.handlers for d in _datasets(ds)]
             except NotCompilable:
                 capable, sets = False, []
-        reads = capable and fz.reads_ip4
+        reads = any(d[0] in (1, 3) for d in sets)  # an IPv4 dataset: read 4 labels as an address
         zones.append((wire, capable, reads, fz.soa_tail if capable else None, sets))
     return _fastdns.Engine(zones, OPT_DEFAULT)
 
