@@ -2,8 +2,8 @@
 
 The engine answers plain A/TXT questions to zones whose datasets are all ip4set, ip4trie, dnset or live
 listings (their IPv6 questions aside), and receives and sends UDP in batches; everything else it hands
-back to wire.answer_fast. It reads the datasets' arrays in place (no copy: the memory figure does not move) and keeps them alive while it lives; a reload
-builds a new engine with the new FastPath.
+back to wire.answer_fast. It reads the datasets' arrays in place (no copy: the memory figure does not
+move) and keeps them alive while it lives; a reload builds a new engine with the new FastPath.
 
 Without a C compiler at install time the extension is missing and the server runs the Python path
 alone (same answers, under half the throughput); RELAYGUARD_DNSBL_NATIVE=0 chooses that path on
