@@ -13,7 +13,8 @@ from forced_action_check import ForcedAction
 from test_spamd_server import HAM, SPAM, BrokenPipeline
 
 from relayguard.config.load import load_config_text
-from relayguard.frontends.http_server import HttpService, UvicornServer
+from relayguard.core.http_endpoint import UvicornServer
+from relayguard.frontends.http_server import HttpService
 from relayguard.frontends.scan import Scanner
 from relayguard.frontends.settings import FailMode, HttpSettings, ListenAddress
 

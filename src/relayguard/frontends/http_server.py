@@ -11,7 +11,6 @@ the client uses the action rather than its own error path. Learning failures ans
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 import socket
@@ -32,7 +31,7 @@ from relayguard.core.actions import Action
 from relayguard.frontends.listen import InFlight
 from relayguard.frontends.result_headers import result_headers, spam_threshold
 from relayguard.frontends.scan import LearnUnavailable, ScanFailed, Scanner
-from relayguard.frontends.settings import FailMode, HttpSettings, ListenAddress
+from relayguard.frontends.settings import FailMode, HttpSettings
 from relayguard.message.facts import Envelope
 from relayguard.protocols import rspamd_http as rh
 from relayguard.protocols.errors import RemoteProtocolError
@@ -218,48 +217,3 @@ class _StatsCollector(Collector):
         scanned.add_metric(["failed"], self.service.scanner.failed)
         yield scanned
 
-
-class UvicornServer:
-    """uvicorn inside our event loop; signals stay ours (serve's SIGTERM/SIGHUP handling)."""
-
-    def __init__(self, app: Starlette, addr: ListenAddress) -> None:
-        import uvicorn
-
-        kwargs: dict[str, Any] = {"uds": addr.path} if addr.path else {"host": addr.host, "port": addr.port}
-        config = uvicorn.Config(
-            app, log_level="warning", lifespan="off", access_log=False, timeout_graceful_shutdown=30,
-            h11_max_incomplete_event_size=65536, **kwargs,
-        )  # fmt: skip
-
-        class _Server(uvicorn.Server):
-            @contextlib.contextmanager
-            def capture_signals(self) -> Iterator[None]:
-                yield  # relayguard serve owns SIGTERM/SIGINT/SIGHUP
-
-        self.server = _Server(config)
-        self.task: asyncio.Task[None] | None = None
-
-    async def start(self) -> None:
-        self.task = asyncio.create_task(self.server.serve())
-        for _ in range(500):
-            if self.server.started:
-                return
-            if self.task.done():
-                self.task.result()
-                raise RuntimeError("uvicorn stopped at start")
-            await asyncio.sleep(0.01)
-        raise RuntimeError("uvicorn did not start")
-
-    @property
-    def port(self) -> int:
-        for s in self.server.servers:
-            for sock in s.sockets:
-                name = sock.getsockname()
-                if isinstance(name, tuple):
-                    return int(name[1])
-        raise ValueError("no TCP socket")
-
-    async def stop(self) -> None:
-        self.server.should_exit = True
-        if self.task is not None:
-            await self.task

@@ -14,9 +14,10 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from relayguard.config.schema import Settings
+from relayguard.core.http_endpoint import UvicornServer
 from relayguard.core.netset import NetSet
 from relayguard.frontends.decider import FirstAnswer, PolicyDecider, RateLimitDecider
-from relayguard.frontends.http_server import HttpService, UvicornServer
+from relayguard.frontends.http_server import HttpService
 from relayguard.frontends.listen import open_server, open_stream_server
 from relayguard.frontends.milter_server import MilterService
 from relayguard.frontends.policy_server import PolicyService
