@@ -154,10 +154,12 @@ def list_export(ctx: click.Context, zone: str, outdir: str, combined: bool) -> N
 @click.option("--database", default=None, help="SQLite file of live listings (zone:live specs).")
 @click.option("--postgres-dsn", default=None, help="PostgreSQL DSN of shared live listings (instead of --database).")
 @click.option("--axfr-allow", multiple=True, help="Address or CIDR allowed to transfer live zones (repeatable).")
+@click.option("--metrics", default=None, metavar="HOST:PORT",
+              help="Serve Prometheus metrics at http://HOST:PORT/metrics (or unix:PATH); off by default.")
 @click.option("--verbose", "-V", is_flag=True, help="Log reloads and errors to stderr.")
 @click.argument("args", nargs=-1, type=click.UNPROCESSED)
 def serve(listen: tuple[str, ...], config: str | None, database: str | None, postgres_dsn: str | None,
-          axfr_allow: tuple[str, ...], verbose: bool, args: tuple[str, ...]) -> None:
+          axfr_allow: tuple[str, ...], metrics: str | None, verbose: bool, args: tuple[str, ...]) -> None:
     """Serve ZONESPEC... (`zone:type:file[,file...]` as rbldnsd, or `zone:live`).
 
     rbldnsd's options -b -w -t -c -a -A are honoured; -u -r -p -l -s -n -q -e -f -v -C -4 -6 are accepted
@@ -176,6 +178,14 @@ def serve(listen: tuple[str, ...], config: str | None, database: str | None, pos
         raise click.UsageError("nothing to listen on: give --listen HOST:PORT or -b ADDR/PORT")
     if not opts.specs:
         raise click.UsageError("no zones: give at least one ZONESPEC")
+    metrics_at = None
+    if metrics:
+        from relayguard.frontends.settings import parse_listen
+
+        try:
+            metrics_at = parse_listen(metrics)
+        except ValueError as e:
+            raise click.UsageError(f"--metrics: {e}") from e
     tune_malloc()
     live_specs = [s for s in opts.specs if s.dtype == "live"]
     live = None
@@ -204,5 +214,7 @@ def serve(listen: tuple[str, ...], config: str | None, database: str | None, pos
 
     def ready(server: DnsblServer) -> None:
         click.echo("listening on " + ", ".join(f"{h}:{p}" for h, p in server.bound), err=True)
+        if metrics_at is not None:
+            click.echo(f"metrics at {metrics_at}/metrics", err=True)
 
-    run(factory, ready)
+    run(factory, ready, metrics_at)

@@ -3,8 +3,10 @@ current ZoneSet, which a reload replaces in one assignment.
 
 Reloads are built off to the side (in a forked child process at idle priority, see handover) while the
 old data keeps answering; a load that fails, or whose files changed while they were being read, is
-thrown away. Each UDP socket is answered by a thread of its own in blocking calls (the leanest way to
-serve a datagram from Python), and gets a large receive buffer so that a burst does not drop queries.
+thrown away. Each UDP socket is answered by a thread of its own: the compiled engine (native.py) takes
+batches off it and answers the plain questions, Python the rest; without the engine the thread answers
+in blocking recvfrom/sendto calls. Each socket gets a large receive buffer so that a burst does not drop
+queries.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from relayguard.dnsbl import native
 from relayguard.dnsbl.acl import Acl
@@ -41,6 +43,9 @@ from relayguard.dnsbl.zonespec import (
     file_mtimes,
     load_checked,
 )
+
+if TYPE_CHECKING:
+    from relayguard.core.http_endpoint import Endpoint
 
 log = logging.getLogger("relayguard.dnsbl")
 
@@ -237,10 +242,15 @@ class UdpListener:
         self.server = server
         self.sock = sock
         self.stopping = False
+        # counted by this listener's thread alone (no lock, no lost increments); /metrics sums them
+        self.queries = 0
+        self.compiled = 0  # answered by the compiled engine
+        self.native = False  # the compiled engine serves this socket
         self.thread = threading.Thread(target=self.run, name="dnsbl-udp", daemon=True)
 
     def run(self) -> None:
         if native.enabled():
+            self.native = True
             self.run_native()
         else:
             self.run_python()
@@ -251,8 +261,7 @@ class UdpListener:
         sock = self.sock
         fd = sock.fileno()
         send = sock.sendto
-        srv = self.server
-        catalog = srv.catalog
+        catalog = self.server.catalog
         scratch = bytearray(native.SCRATCH)  # this thread's receive and send buffers
         receive = native.receive
         while True:
@@ -264,9 +273,11 @@ class UdpListener:
                 answered, declined = native.engine_for(zs).reply(fd, scratch, count)
             except Exception:  # a broken engine must not stop the answers: fall back to Python for good
                 log.exception("the compiled DNSBL path failed; answering in Python from now on")
+                self.native = False
                 self.run_python()
                 return
-            srv.queries += answered + len(declined)
+            self.queries += answered + len(declined)
+            self.compiled += answered
             for data, addr in declined:
                 answer_one(zs, data, addr, send)
 
@@ -274,8 +285,7 @@ class UdpListener:
         sock = self.sock
         recv = sock.recvfrom
         send = sock.sendto
-        srv = self.server
-        catalog = srv.catalog
+        catalog = self.server.catalog
         while True:
             try:
                 data, addr = recv(4096)
@@ -285,7 +295,7 @@ class UdpListener:
                 continue  # e.g. ICMP errors surfacing from an earlier sendto
             if self.stopping:
                 return
-            srv.queries += 1
+            self.queries += 1
             answer_one(catalog.zoneset, data, addr, send)
 
     def stop(self) -> None:
@@ -306,12 +316,19 @@ class DnsblServer:
         self.udp: list[UdpListener] = []
         self.tcp_servers: list[asyncio.Server] = []
         self.bound: list[tuple[str, int]] = []
-        self.queries = 0
+        self.tcp_queries = 0
         self.tcp_clients = 0
+        self.reload_failures = 0
+        self.live_failures = 0
         self._reload_now = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="dnsbl-reload")
         self._reloading = False
+
+    @property
+    def queries(self) -> int:
+        """Queries received over UDP and TCP since start."""
+        return sum(u.queries for u in self.udp) + self.tcp_queries
 
     async def start(self) -> None:
         for host, port in self.listen:
@@ -376,6 +393,7 @@ class DnsblServer:
                 if n:
                     log.info("%d dataset(s) reloaded in %.2fs", n, time.monotonic() - t0)
             except Exception:
+                self.reload_failures += 1
                 log.exception("reload failed; still serving the previous data")
             finally:
                 self._reloading = False
@@ -391,6 +409,7 @@ class DnsblServer:
                     if got is not None:
                         self.catalog.apply_live(*got)
             except Exception:
+                self.live_failures += 1
                 log.exception("live listings refresh failed; still serving the previous listings")
 
     async def _tcp_client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -408,7 +427,7 @@ class DnsblServer:
                     data = await asyncio.wait_for(reader.readexactly(n), TCP_IDLE)
                 except (asyncio.IncompleteReadError, TimeoutError, ConnectionError):
                     return
-                self.queries += 1
+                self.tcp_queries += 1
                 resp = self.answer_tcp(data, host)
                 if resp is None:
                     continue
@@ -436,8 +455,19 @@ class DnsblServer:
         self._pool.shutdown(wait=False, cancel_futures=True)
 
 
-async def serve_forever(server: DnsblServer, ready: Callable[[DnsblServer], None] | None = None) -> None:
+async def serve_forever(server: DnsblServer, ready: Callable[[DnsblServer], None] | None = None,
+                        metrics: Endpoint | None = None) -> None:
     await server.start()
+    endpoint = None
+    if metrics is not None:
+        from relayguard.dnsbl.metrics import metrics_server
+
+        endpoint = metrics_server(server, metrics)
+        try:
+            await endpoint.start()
+        except BaseException:
+            await server.stop()
+            raise
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -448,13 +478,16 @@ async def serve_forever(server: DnsblServer, ready: Callable[[DnsblServer], None
     if ready is not None:
         ready(server)
     await stop.wait()
+    if endpoint is not None:
+        await endpoint.stop()
     await server.stop()
 
 
-def run(server_factory: Callable[[], DnsblServer], ready: Callable[[DnsblServer], None] | None = None) -> None:
+def run(server_factory: Callable[[], DnsblServer], ready: Callable[[DnsblServer], None] | None = None,
+        metrics: Endpoint | None = None) -> None:
     """Run with uvloop when installed (about a third faster per packet), else the default loop."""
     async def main() -> None:
-        await serve_forever(server_factory(), ready)
+        await serve_forever(server_factory(), ready, metrics)
 
     try:
         import uvloop
