@@ -13,7 +13,9 @@ answer checks); nothing of it is copied here. For each server, interleaved:
 and prints a table with every figure as a ratio to rbldnsd. Results (JSON and Markdown) go to
 $BENCH_RESULTS (default bench/results). The machine is shared: say so when quoting figures.
 
-    bench/dnsbl/run [--repeats 3] [--duration 10]
+    bench/dnsbl/run [--repeats 3] [--duration 10] [--python-path]
+
+--python-path adds relayguard without its compiled path (RELAYGUARD_DNSBL_NATIVE=0) to the same run.
 """
 
 from __future__ import annotations
@@ -51,8 +53,10 @@ def ensure_data(data: str) -> None:
 
 
 class Server:
-    def __init__(self, name: str, cmd: list[str], port: int, data: str, cpu: str, logdir: str) -> None:
+    def __init__(self, name: str, cmd: list[str], port: int, data: str, cpu: str, logdir: str,
+                 env: dict[str, str] | None = None) -> None:
         self.name, self.cmd, self.port, self.data, self.cpu = name, cmd, port, data, cpu
+        self.env = env
         self.log = os.path.join(logdir, f"{name}.log")
         self.proc: subprocess.Popen[bytes] | None = None
         self.log_start = 0
@@ -69,7 +73,8 @@ class Server:
         with open(self.log, "a") as logf:
             self.log_start = logf.tell()  # the log is appended to across runs: this run's part starts here
             t0 = time.monotonic()
-            self.proc = subprocess.Popen(cmd, stdout=logf, stderr=subprocess.STDOUT, cwd=self.data,
+            env = {**os.environ, **self.env} if self.env else None
+            self.proc = subprocess.Popen(cmd, stdout=logf, stderr=subprocess.STDOUT, cwd=self.data, env=env,
                                          start_new_session=True)
         import rbldnsd_bench as rb  # the shared harness's readiness probe
 
@@ -131,6 +136,8 @@ def main() -> int:
     ap.add_argument("--port", type=int, default=5350)
     ap.add_argument("--user", default=os.environ.get("RBLDNSD_USER", "rbldns"))
     ap.add_argument("--relayguard", default=os.path.join(REPO, ".venv", "bin", "relayguard"))
+    ap.add_argument("--python-path", action="store_true",
+                    help="also run relayguard without its compiled path (RELAYGUARD_DNSBL_NATIVE=0): what the C adds")
     args = ap.parse_args()
     data = os.path.abspath(args.data)
     ensure_data(data)
@@ -147,6 +154,11 @@ def main() -> int:
         Server("relayguard", [args.relayguard, "dnsbl", "serve", "--listen", f"127.0.0.1:{args.port + 1}", "-V",
                               "-a", "-c", "0", "-w", ".", *ZONES], args.port + 1, data, args.server_cpu, raw),
     ]
+    if args.python_path:
+        servers.append(Server("relayguard-python", [args.relayguard, "dnsbl", "serve", "--listen",
+                                                    f"127.0.0.1:{args.port + 2}", "-V", "-a", "-c", "0", "-w", ".",
+                                                    *ZONES], args.port + 2, data, args.server_cpu, raw,
+                              env={"RELAYGUARD_DNSBL_NATIVE": "0"}))
     res: dict[str, Any] = {"date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
                            "loadavg_start": loadavg(), "servers": {}}
     common = {"clients": 4, "threads": 1, "client_cpu": args.client_cpu, "raw_dir": raw}
@@ -234,9 +246,11 @@ def render(res: dict[str, Any], lat_qps: int) -> str:
             "reload_lost": s.get("reload", {}).get("lost"),
         }
     base = rows.get("rbldnsd", {})
+    others = [n for n in rows if n != "rbldnsd"]  # relayguard, and relayguard-python with --python-path
     lines = [f"# DNSBL bench {res['date']} (load average {' '.join(res['loadavg_start'])} at start, "
              f"{' '.join(res['loadavg_end'])} at end: a shared machine)", "",
-             "| figure | rbldnsd | relayguard | ratio (relayguard / rbldnsd) | target |", "|---|---:|---:|---:|---|"]
+             "| figure | rbldnsd | " + " | ".join(f"{n} | ratio" for n in others) + " | target |",
+             "|---|---:|" + "---:|---:|" * len(others) + "---|"]
     targets = {"qps": ">= 0.25", "sat_cpu": "-", "per_core": "-", "lat_cpu": "-", "p99_ms": "< 1 ms",
                "lat_lost": "-", "load_s": "< 3 s", "load_cpu_s": "< 3 s",
                "rss_mib": "-",
@@ -250,13 +264,17 @@ def render(res: dict[str, Any], lat_qps: int) -> str:
               "rss_mib": "RSS after load, MiB", "peak_mib": "peak RSS (VmHWM, after a reload), MiB",
               "build_peak_mib": "reload build process's peak RSS (a child; most pages shared), MiB",
               "reload_lost": f"queries lost during a reload at {lat_qps} q/s"}
-    ours = rows.get("relayguard", {})
+
+    def fmt(v: float | None) -> str:
+        return "-" if v is None else f"{v:,.3f}" if isinstance(v, float) and v < 100 else f"{v:,.0f}"
+
     for k, label in labels.items():
-        a, b = base.get(k), ours.get(k)
-        ratio = "-" if not a or b is None else f"{b / a:.2f}x"
-        fa = "-" if a is None else f"{a:,.3f}" if isinstance(a, float) and a < 100 else f"{a:,.0f}"
-        fb = "-" if b is None else f"{b:,.3f}" if isinstance(b, float) and b < 100 else f"{b:,.0f}"
-        lines.append(f"| {label} | {fa} | {fb} | {ratio} | {targets[k]} |")
+        a = base.get(k)
+        cells = []
+        for n in others:
+            b = rows[n].get(k)
+            cells.append(f"{fmt(b)} | {'-' if not a or b is None else f'{b / a:.2f}x'}")
+        lines.append(f"| {label} | {fmt(a)} | " + " | ".join(cells) + f" | {targets[k]} |")
     lines.append("")
     for name, s in res["servers"].items():
         c = s["check"]
