@@ -314,3 +314,18 @@ def test_live_zone(tmp_path: Path) -> None:
     listed = engine.answer(dns.message.make_query("7.2.0.192.live.test", "A").to_wire())
     assert listed is not None
     assert [rd.to_text() for rrset in dns.message.from_wire(listed).answer for rd in rrset] == ["127.0.0.4"]
+
+
+def test_ip4tset_zone(tmp_path: Path) -> None:
+    """ip4tset: single addresses sharing the first `:` value."""
+    (tmp_path / "tset.zone").write_text(":127.0.0.3:Listed $\n10.0.0.1\n10.0.0.3\n192.0.2.200\n10.0.0.2\n")
+    zs = build_zoneset([ZoneSpec.parse("tset.test:ip4tset:tset.zone")], Limits(), workdir=str(tmp_path)).zoneset
+    engine = native.engine_for(zs)
+    hits = 0
+    for ip in ["10.0.0.1", "10.0.0.2", "10.0.0.3", "10.0.0.4", "192.0.2.200", "0.0.0.0", "255.255.255.255"]:
+        for rtype in ("A", "TXT"):
+            p = dns.message.make_query(".".join(reversed(ip.split("."))) + ".tset.test", rtype).to_wire()
+            got = engine.answer(p)
+            assert got is not None and got == answer_fast(zs, p, "127.0.0.1")
+            hits += bool(dns.message.from_wire(got).answer)
+    assert hits == 8

@@ -1,7 +1,7 @@
 """The compiled hot path (_fastdns.c), fed from the Python datasets' own arrays.
 
-The engine answers plain A/TXT questions to zones whose datasets are all ip4set, ip4trie, dnset or live
-listings (their IPv6 questions aside), and receives and sends UDP in batches; everything else it hands
+The engine answers plain A/TXT questions to zones whose datasets are all ip4set, ip4tset, ip4trie, dnset
+or live listings (their IPv6 questions aside), and receives and sends UDP in batches; everything else it hands
 back to wire.answer_fast. It reads the datasets' arrays in place (no copy: the memory figure does not
 move) and keeps them alive while it lives; a reload builds a new engine with the new FastPath.
 
@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 from relayguard.dnsbl.answer import T_A, expand_txt_whole
 from relayguard.dnsbl.datafile import Meta, Rec
 from relayguard.dnsbl.dnset import DnSet, NameTable
-from relayguard.dnsbl.ip4 import CompactPrefixTable, Ip4Set, Ip4Trie
+from relayguard.dnsbl.ip4 import CompactPrefixTable, Ip4Set, Ip4Trie, Ip4TSet
 from relayguard.dnsbl.ip6 import Ip6Trie
 from relayguard.dnsbl.live import LiveDataset
 from relayguard.dnsbl.wire import NOT_FAST, OPT_DEFAULT, FastPath, fast_path
@@ -110,6 +110,8 @@ def _describe(ds: object) -> tuple[Any, ...]:
         raise NotCompilable("TTL")
     if type(ds) is Ip4Set:
         return (1, ttl, list(ds._flat), _recs(ds.recs, ds.meta, ttl))
+    if type(ds) is Ip4TSet:
+        return (5, ttl, ds.keys, _recs([ds.rec], ds.meta, ttl))
     if type(ds) is Ip4Trie and isinstance(ds.table, CompactPrefixTable):
         levels = [(sk.keys, sk.vals, sk.buckets, mask) for _bits, mask, sk in ds.table.tables]
         return (3, ttl, levels, _recs(ds.recs, ds.meta, ttl))
@@ -133,7 +135,7 @@ def build(fp: FastPath) -> Any:
                 sets = [d for _k, ds in fz.handlers for d in _datasets(ds)]
             except NotCompilable:
                 capable, sets = False, []
-        reads = any(d[0] in (1, 3) for d in sets)  # an IPv4 dataset: read 4 labels as an address
+        reads = any(d[0] in (1, 3, 5) for d in sets)  # an IPv4 dataset: read 4 labels as an address
         zones.append((wire, capable, reads, fz.soa_tail if capable else None, sets))
     return _fastdns.Engine(zones, OPT_DEFAULT)
 
