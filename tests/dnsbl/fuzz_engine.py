@@ -42,11 +42,12 @@ def main(seconds: float, seed: int = 1) -> int:
         for name, text in DATA.items():
             Path(d, name).write_text(text)
         Path(d, "trie.zone").write_text(TRIE)
-        specs = [*SPECS, "trie.test:ip4trie:trie.zone"]
+        Path(d, "tset.zone").write_text(":127.0.0.3:Listed $\n" + "".join(f"10.0.0.{i}\n" for i in range(0, 20, 2)))
+        specs = [*SPECS, "trie.test:ip4trie:trie.zone", "tset.test:ip4tset:tset.zone"]
         zs = build_zoneset([ZoneSpec.parse(s) for s in specs], Limits(), workdir=d).zoneset
     engine = native.engine_for(zs)
-    base = [*packets(), *(dns.message.make_query(f"{i}.0.0.10.trie.test", "TXT", use_edns=0).to_wire()
-                          for i in range(20))]
+    base = [*packets(), *(dns.message.make_query(f"{i}.0.0.10.{z}.test", t, use_edns=0).to_wire()
+                          for i in range(20) for z in ("trie", "tset") for t in ("A", "TXT"))]
     rnd = random.Random(seed)
     t0 = time.monotonic()
     n = answered = 0
