@@ -107,7 +107,7 @@ def test_cli_serves_metrics(tmp_path: Path) -> None:
     shutil.copy(FIXTURES / "ip4set.zone", tmp_path / "ip4set.zone")
     dns_port, metrics_port = free_port(), free_port()
     exe = Path(sys.executable).with_name("relayguard")
-    proc = subprocess.Popen([str(exe), "dnsbl", "serve", "--listen", f"127.0.0.1:{dns_port}", "--metrics",
+    proc = subprocess.Popen([str(exe), "dnsbl", "serve", "-V", "--listen", f"127.0.0.1:{dns_port}", "--metrics",
                              f"127.0.0.1:{metrics_port}", "bl.test:ip4set:ip4set.zone"], cwd=tmp_path,
                             stderr=subprocess.PIPE)
     try:
@@ -121,6 +121,7 @@ def test_cli_serves_metrics(tmp_path: Path) -> None:
         _, err = proc.communicate(timeout=20)
     assert proc.returncode == 0, err
     assert f"metrics at [127.0.0.1]:{metrics_port}/metrics".encode() in err
+    assert b"UDP answered by the compiled engine" in err  # -V says which path runs
 
 
 def test_cli_rejects_a_bad_metrics_address(tmp_path: Path) -> None:

@@ -164,6 +164,9 @@ def serve(listen: tuple[str, ...], config: str | None, database: str | None, pos
 
     rbldnsd's options -b -w -t -c -a -A are honoured; -u -r -p -l -s -n -q -e -f -v -C -4 -6 are accepted
     and ignored, so an rbldnsd command line works unchanged.
+
+    Plain A/TXT questions are answered by a compiled engine when it was built at install time (-V says
+    which path runs); RELAYGUARD_DNSBL_NATIVE=0 in the environment answers everything in Python.
     """
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, stream=sys.stderr,
                         format="%(asctime)s %(name)s %(levelname)s %(message)s")

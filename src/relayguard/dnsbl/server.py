@@ -331,6 +331,13 @@ class DnsblServer:
         return sum(u.queries for u in self.udp) + self.tcp_queries
 
     async def start(self) -> None:
+        if not native.available():
+            log.warning("the DNSBL server's compiled path is not built (no C compiler at install time?): "
+                        "answering UDP in Python, at about half the throughput; see docs/dnsbl.md")
+        elif not native.enabled():
+            log.info("compiled DNSBL path turned off (RELAYGUARD_DNSBL_NATIVE=0): answering UDP in Python")
+        else:
+            log.info("UDP answered by the compiled engine (Python for what it leaves)")
         for host, port in self.listen:
             # port 0 picks a free UDP port; the same TCP port may be taken, so try a few
             for attempt in range(20):
