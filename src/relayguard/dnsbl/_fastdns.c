@@ -49,8 +49,7 @@ typedef struct {
 typedef struct {
     int present;            /* 0: recs[v] is None (no record) */
     uint8_t a_tail[14];     /* TYPE A .. RDATA, TTL included */
-    int has_txt;
-    PyObject *parts;        /* tuple of bytes: the TXT text with the listed value between each two */
+    PyObject *parts;        /* NULL: no TXT; else tuple of bytes, the TXT text with the value between two */
 } CRec;
 
 typedef struct {
@@ -146,6 +145,32 @@ static inline uint64_t item(const Py_buffer *b, Py_ssize_t i) {
 
 static inline Py_ssize_t count(const Py_buffer *b) { return b->len / b->itemsize; }
 
+static inline void put16(uint8_t *p, unsigned v) {
+    p[0] = (uint8_t)(v >> 8);
+    p[1] = (uint8_t)v;
+}
+
+static inline void put32(uint8_t *p, uint32_t v) {
+    put16(p, v >> 16);
+    put16(p + 2, v & 0xFFFF);
+}
+
+/* The first index in keys[a:z) whose key is not below key (bisect_left), for each key width */
+#define DEFINE_LOWER_BOUND(name, type)                                                   \
+    static inline Py_ssize_t name(const type *keys, Py_ssize_t a, Py_ssize_t z, type key) { \
+        while (a < z) {                                                                  \
+            Py_ssize_t m = a + (z - a) / 2;                                              \
+            if (keys[m] < key)                                                           \
+                a = m + 1;                                                               \
+            else                                                                         \
+                z = m;                                                                   \
+        }                                                                                \
+        return a;                                                                        \
+    }
+DEFINE_LOWER_BOUND(lower_u16, uint16_t)
+DEFINE_LOWER_BOUND(lower_u32, uint32_t)
+DEFINE_LOWER_BOUND(lower_u64, uint64_t)
+
 /* recs: list of None | (a_tail: bytes[14], parts: tuple[bytes, ...] | None) */
 static int load_recs(CSet *s, PyObject *recs) {
     if (!PyList_Check(recs)) {
@@ -182,7 +207,6 @@ static int load_recs(CSet *s, PyObject *recs) {
                     PyErr_SetString(PyExc_TypeError, "TXT parts must be bytes");
                     return -1;
                 }
-            s->recs[i].has_txt = 1;
             Py_INCREF(parts);
             s->recs[i].parts = parts;
         }
@@ -396,7 +420,7 @@ static int add_rr(Out *out, const uint8_t *tail, int len) {
 static int emit(Out *out, int qtype, const CRec *r, uint32_t ttl, const uint8_t *value, Py_ssize_t vlen) {
     if (qtype == 1)
         return add_rr(out, r->a_tail, 14);
-    if (!r->has_txt)
+    if (r->parts == NULL)
         return 0;
     uint8_t tail[10 + 256];
     int len = 0;
@@ -415,9 +439,10 @@ static int emit(Out *out, int qtype, const CRec *r, uint32_t ttl, const uint8_t 
     }
     if (len == 0)
         return 0; /* an empty text is no record */
-    tail[0] = 0; tail[1] = 16; tail[2] = 0; tail[3] = 1;
-    tail[4] = ttl >> 24; tail[5] = ttl >> 16; tail[6] = ttl >> 8; tail[7] = ttl;
-    tail[8] = (uint8_t)((len + 1) >> 8); tail[9] = (uint8_t)(len + 1); /* 256 for a full string */
+    put16(tail, 16); /* TXT */
+    put16(tail + 2, 1); /* IN */
+    put32(tail + 4, ttl);
+    put16(tail + 8, (unsigned)len + 1); /* RDLENGTH: 256 for a full string */
     tail[10] = (uint8_t)len;
     return add_rr(out, tail, 11 + len);
 }
@@ -437,22 +462,18 @@ static Py_ssize_t level_find(const Level *lv, uint32_t key, Py_ssize_t *hi_out) 
         return DECLINE; /* not the shape built by SortedKeys: let Python say what it makes of it */
     const uint16_t *keys = lv->keys.buf;
     uint16_t low = key & 0xFFFF;
-    Py_ssize_t a = lo, z = hi;
-    while (a < z) {
-        Py_ssize_t m = a + (z - a) / 2;
-        if (keys[m] < low)
-            a = m + 1;
-        else
-            z = m;
-    }
+    Py_ssize_t a = lower_u16(keys, lo, hi, low);
     if (a == hi || keys[a] != low)
         return ABSENT;
     *hi_out = hi;
     return a;
 }
 
-/* ip4.Ip4Set.fast: the most specific level holding the address decides, with every value it lists */
-static int ip4set_fast(const CSet *s, uint32_t ip, int qtype, Out *out) {
+/* ip4.Ip4Set.fast and ip4.Ip4Trie.fast (PrefixDataset.lookup over a CompactPrefixTable): the first level
+ * holding the address decides (most specific octet level, or longest prefix); value 0 excludes. An
+ * ip4set answers every value listed there, an ip4trie its one value. text is the address written out. */
+static int levels_fast(const CSet *s, uint32_t ip, int qtype, const uint8_t *text, int tlen, Out *out) {
+    int every = s->kind == 1;
     for (int l = 0; l < s->nlevels; l++) {
         const Level *lv = &s->levels[l];
         Py_ssize_t hi = 0;
@@ -465,10 +486,8 @@ static int ip4set_fast(const CSet *s, uint32_t ip, int qtype, Out *out) {
         uint16_t low = keys[i];
         uint64_t v = item(&lv->vals, i);
         if (v == 0)
-            return NOT_FOUND; /* excluded at the level that decides */
+            return NOT_FOUND;
         int found = NOT_FOUND;
-        uint8_t text[16];
-        int tlen = qtype == 16 ? ip4_text(ip, text) : 0;
         for (;;) {
             if ((Py_ssize_t)v >= s->nrecs)
                 return DECLINE;
@@ -479,7 +498,7 @@ static int ip4set_fast(const CSet *s, uint32_t ip, int qtype, Out *out) {
                 found = FOUND;
             }
             i++;
-            if (i == hi || keys[i] != low)
+            if (!every || i == hi || keys[i] != low)
                 return found;
             v = item(&lv->vals, i);
         }
@@ -487,47 +506,13 @@ static int ip4set_fast(const CSet *s, uint32_t ip, int qtype, Out *out) {
     return NOT_FOUND;
 }
 
-/* ip4.Ip4Trie.fast (PrefixDataset.lookup over a CompactPrefixTable): the longest prefix holding the
- * address decides, with its one value; value 0 is an exclusion */
-static int ip4trie_fast(const CSet *s, uint32_t ip, int qtype, Out *out) {
-    for (int l = 0; l < s->nlevels; l++) {
-        const Level *lv = &s->levels[l];
-        Py_ssize_t hi = 0;
-        Py_ssize_t i = level_find(lv, ip & lv->mask, &hi);
-        if (i == ABSENT)
-            continue;
-        if (i == DECLINE)
-            return DECLINE;
-        uint64_t v = item(&lv->vals, i);
-        if (v == 0)
-            return NOT_FOUND;
-        if ((Py_ssize_t)v >= s->nrecs)
-            return DECLINE;
-        const CRec *r = &s->recs[v];
-        if (!r->present)
-            return NOT_FOUND;
-        uint8_t text[16];
-        int tlen = qtype == 16 ? ip4_text(ip, text) : 0;
-        return emit(out, qtype, r, s->ttl, text, tlen) < 0 ? DECLINE : FOUND;
-    }
-    return NOT_FOUND;
-}
-
 /* ip4.Ip4TSet.fast: listed addresses share the one value */
-static int ip4tset_fast(const CSet *s, uint32_t ip, int qtype, Out *out) {
+static int ip4tset_fast(const CSet *s, uint32_t ip, int qtype, const uint8_t *text, int tlen, Out *out) {
     const uint32_t *keys = s->tkeys.buf;
-    Py_ssize_t a = 0, z = count(&s->tkeys);
-    while (a < z) {
-        Py_ssize_t m = a + (z - a) / 2;
-        if (keys[m] < ip)
-            a = m + 1;
-        else
-            z = m;
-    }
-    if (a == count(&s->tkeys) || keys[a] != ip)
+    Py_ssize_t n = count(&s->tkeys);
+    Py_ssize_t a = lower_u32(keys, 0, n, ip);
+    if (a == n || keys[a] != ip)
         return NOT_FOUND;
-    uint8_t text[16];
-    int tlen = qtype == 16 ? ip4_text(ip, text) : 0;
     return emit(out, qtype, &s->recs[0], s->ttl, text, tlen) < 0 ? DECLINE : FOUND;
 }
 
@@ -546,14 +531,7 @@ static int64_t tab_get(const NameTab *t, const uint8_t *name, Py_ssize_t len) {
     }
     uint64_t h = (uint64_t)hh;
     const uint64_t *hashes = t->hashes.buf;
-    Py_ssize_t a = 0, z = t->n;
-    while (a < z) {
-        Py_ssize_t m = a + (z - a) / 2;
-        if (hashes[m] < h)
-            a = m + 1;
-        else
-            z = m;
-    }
+    Py_ssize_t a = lower_u64(hashes, 0, t->n, h);
     Py_ssize_t blen = PyUnicode_GET_LENGTH(t->blob);
     int kind = PyUnicode_KIND(t->blob);
     const void *data = PyUnicode_DATA(t->blob);
@@ -605,11 +583,6 @@ static int dnset_fast(const CSet *s, const uint8_t *name, Py_ssize_t nlen, const
     if (emit(out, qtype, r, s->ttl, matched, mlen) < 0)
         return DECLINE;
     return FOUND;
-}
-
-static inline void put16(uint8_t *p, unsigned v) {
-    p[0] = (uint8_t)(v >> 8);
-    p[1] = (uint8_t)v;
 }
 
 /* wire._edns_limit */
@@ -719,6 +692,8 @@ static Py_ssize_t answer(const Engine *e, const uint8_t *d, Py_ssize_t n, uint8_
             ip = (ip << 8) | o;
         }
     }
+    uint8_t text[16]; /* the address as TXT templates write it, made once for every IPv4 dataset */
+    int tlen = have_ip && qtype == 16 ? ip4_text(ip, text) : 0;
     Out out;
     out.n = 0;
     int found = 0;
@@ -726,9 +701,9 @@ static Py_ssize_t answer(const Engine *e, const uint8_t *d, Py_ssize_t n, uint8_
         const CSet *s = &z->sets[i];
         int hit;
         switch (s->kind) {
-        case 1: hit = have_ip ? ip4set_fast(s, ip, qtype, &out) : NOT_FOUND; break;
-        case 3: hit = have_ip ? ip4trie_fast(s, ip, qtype, &out) : NOT_FOUND; break;
-        case 5: hit = have_ip ? ip4tset_fast(s, ip, qtype, &out) : NOT_FOUND; break;
+        case 1:
+        case 3: hit = have_ip ? levels_fast(s, ip, qtype, text, tlen, &out) : NOT_FOUND; break;
+        case 5: hit = have_ip ? ip4tset_fast(s, ip, qtype, text, tlen, &out) : NOT_FOUND; break;
         case 2: hit = dnset_fast(s, name, nlen, lstart, nlab, qtype, &out); break;
         default: hit = nlab == 32 ? DECLINE : NOT_FOUND; /* an IPv6 question: Python's */
         }

@@ -17,7 +17,7 @@ import os
 import weakref
 from typing import TYPE_CHECKING, Any
 
-from relayguard.dnsbl.answer import T_A, expand_txt_whole
+from relayguard.dnsbl.answer import T_A, emit_a_txt, expand_txt_whole
 from relayguard.dnsbl.datafile import Meta, Rec
 from relayguard.dnsbl.dnset import DnSet, NameTable
 from relayguard.dnsbl.ip4 import CompactPrefixTable, Ip4Set, Ip4Trie, Ip4TSet
@@ -40,9 +40,8 @@ _VALUE = "\uffff"
 SCRATCH = _fastdns.SCRATCH if _fastdns is not None else 0  # per-thread buffer size for receive/reply
 
 
-def receive(fd: int, scratch: bytearray) -> tuple[int, int]:
-    """Wait for a batch of datagrams on fd into scratch: (count, errno)."""
-    return _fastdns.receive(fd, scratch)
+# receive(fd, scratch) -> (count, errno): wait for a batch of datagrams on fd into scratch
+receive = _fastdns.receive if _fastdns is not None else None
 
 
 def available() -> bool:
@@ -70,15 +69,16 @@ def _txt_parts(rec: Rec, meta: Meta) -> tuple[bytes, ...] | None:
 
 
 def _recs(recs: list[Rec | None], meta: Meta, ttl: int) -> list[tuple[bytes, tuple[bytes, ...] | None] | None]:
-    a_head = T_A.to_bytes(2, "big") + b"\x00\x01" + ttl.to_bytes(4, "big") + b"\x00\x04"
     out: list[tuple[bytes, tuple[bytes, ...] | None] | None] = []
     for r in recs:
         if r is None:
             out.append(None)
             continue
-        if len(r.a) != 4:
+        a: list[bytes] = []
+        emit_a_txt(a, T_A, r, "", meta, ttl)  # the A record as the Python path writes it
+        if len(a[0]) != 14:
             raise NotCompilable("an A value that is not 4 bytes")
-        out.append((a_head + r.a, _txt_parts(r, meta)))
+        out.append((a[0], _txt_parts(r, meta)))
     return out
 
 
@@ -142,10 +142,9 @@ def build(fp: FastPath) -> Any:
 
 def engine_for(zs: ZoneSet) -> Any:
     """The engine of zs's fast path, built on first use (None without the extension)."""
-    fp = fast_path(zs)
-    if not fp.engine_built:
+    fp = zs.fast or fast_path(zs)
+    if fp.engine is None:
         fp.engine = build(fp)
-        fp.engine_built = True
     return fp.engine
 
 

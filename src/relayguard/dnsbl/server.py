@@ -230,12 +230,13 @@ _FATAL = frozenset({errno.EBADF, errno.ENOTSOCK, errno.EINVAL})  # the socket is
 
 
 class UdpListener:
-    """Answers one UDP socket from a thread of its own, in blocking calls.
+    """Answers one UDP socket from a thread of its own, in blocking calls: batches through the compiled
+    engine (run_native), or one recvfrom and one sendto a query without it (run_python).
 
-    Per query that is one recvfrom and one sendto; an event-loop reader costs an epoll_wait and a failing
-    recvfrom (an exception) on top at moderate rates, where each packet wakes the server alone (about a
-    tenth of the CPU at 20,000 q/s). The GIL is free while the thread waits in recvfrom, and the event
-    loop (TCP, timers, reload hand-over) takes it only briefly.
+    A thread rather than an event-loop reader: the reader costs an epoll_wait and a failing recvfrom (an
+    exception) on top at moderate rates, where each packet wakes the server alone (about a tenth of the
+    CPU at 20,000 q/s). The GIL is free while the thread waits, and the event loop (TCP, timers, reload
+    hand-over) takes it only briefly.
     """
 
     def __init__(self, server: DnsblServer, sock: socket.socket) -> None:
@@ -264,6 +265,7 @@ class UdpListener:
         catalog = self.server.catalog
         scratch = bytearray(native.SCRATCH)  # this thread's receive and send buffers
         receive = native.receive
+        assert receive is not None  # run() chose this loop because the extension is there
         while True:
             count, err = receive(fd, scratch)
             if self.stopping or err in _FATAL:

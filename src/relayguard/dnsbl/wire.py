@@ -287,7 +287,6 @@ class FastPath:
     def __init__(self, zs: ZoneSet) -> None:
         self.zs = zs
         self.engine: Any = None  # native.engine_for builds the compiled engine on first use
-        self.engine_built = False
         self.by_wire: dict[bytes, FastZone] = {}
         lengths: set[int] = set()
         for z in zs.zones:
