@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import secrets
@@ -11,7 +12,7 @@ import socket
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -54,6 +55,17 @@ def wait_port(port: int, timeout: float = 20.0, proc: subprocess.Popen[bytes] | 
             raise RuntimeError(f"the process meant to listen on port {port} exited with {proc.returncode}")
         time.sleep(0.05)
     raise RuntimeError(f"nothing listens on port {port}")
+
+
+async def eventually(cond: Callable[[], object], timeout: float = 5.0, step: float = 0.02) -> bool:
+    """Until cond() is true (polling on the event loop, so a server in the same loop keeps running); False
+    after timeout. The caller asserts what it waited for: a bound on how long, never a timing."""
+    deadline = time.monotonic() + timeout
+    while not cond():
+        if time.monotonic() > deadline:
+            return False
+        await asyncio.sleep(step)
+    return True
 
 
 class RedisServer:

@@ -17,7 +17,7 @@ import dns.message
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from peers import free_port, wait_port
+from peers import eventually, free_port, wait_port
 from relayguard.core.http_endpoint import UvicornServer
 from relayguard.dnsbl.answer import Limits
 from relayguard.dnsbl.metrics import metrics_server
@@ -85,19 +85,13 @@ async def test_counts_reloads_and_failed_ones(served: tuple[DnsblServer, Uvicorn
     zone.write_text(zone.read_text() + "\n99.99.99.99 :9:new\n")
     srv.catalog.loaded.files[str(zone)] = 0.0  # type: ignore[union-attr]
     srv.request_reload()
-    for _ in range(100):
-        if srv.catalog.reloads:
-            break
-        await asyncio.sleep(0.05)
+    assert await eventually(lambda: srv.catalog.reloads)
     m = await asyncio.to_thread(scrape, ep.port)
     assert m[("relayguard_dnsbl_reloads_total", ())] == 1
     zone.unlink()
     zone.mkdir()  # a file that can no longer be read: the reload fails, the old data keeps answering
     srv.request_reload()
-    for _ in range(100):
-        if srv.reload_failures:
-            break
-        await asyncio.sleep(0.05)
+    assert await eventually(lambda: srv.reload_failures)
     m = await asyncio.to_thread(scrape, ep.port)
     assert m[("relayguard_dnsbl_reload_failures_total", ())] == 1
     assert m[("relayguard_dnsbl_reloads_total", ())] == 1

@@ -258,8 +258,7 @@ def test_types_the_engine_does_not_cover_go_to_python(zs: ZoneSet) -> None:
     for rtype in ("MX", "ANY", "AAAA", "NS"):
         assert engine.answer(dns.message.make_query("1.0.0.10.ip.test", rtype).to_wire()) is None
     assert engine.answer(dns.message.make_query("www.gen.test", "A").to_wire()) is None  # generic zone
-    q = dns.message.make_query("1.0.0.10.ip.test", "A")
-    assert dns.rdatatype.from_text("A") == 1 and engine.answer(q.to_wire()) is not None
+    assert engine.answer(dns.message.make_query("1.0.0.10.ip.test", "A").to_wire()) is not None  # A is its
 
 
 TRIE = ("$TTL 120\n:127.0.0.2:Trie $\n0/0 :9:everything\n10.0.0.0/8 :3:ten $\n10.1.0.0/16 :4:\n!10.1.2.0/24\n"

@@ -18,6 +18,7 @@ import dns.rcode
 import dns.rdatatype
 import pytest
 
+from peers import eventually
 from relayguard.dnsbl.answer import Limits
 from relayguard.dnsbl.server import Catalog, DnsblServer
 from relayguard.dnsbl.zonespec import ZoneSpec
@@ -190,10 +191,7 @@ async def test_reload_swaps_data_and_keeps_old_data_on_bad_files(server: DnsblSe
     tmp.replace(path)  # atomic rename: the way to publish a data file
     server.catalog.loaded.files[str(path)] = 0.0  # type: ignore[union-attr]
     server.request_reload()
-    for _ in range(100):
-        if server.catalog.reloads:
-            break
-        await asyncio.sleep(0.05)
+    assert await eventually(lambda: server.catalog.reloads)
     r = await udp(server, dns.message.make_query("99.99.99.99.bl.test", "A"))
     assert rrs(r) == [("A", "127.0.0.9")]
     # an unreadable file: the reload fails, the old data keeps answering

@@ -6,6 +6,7 @@ from pathlib import Path
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from peers import eventually
 from relayguard.core.netset import parse_ip
 from relayguard.outbound.identity import LeaseHistory
 from relayguard.outbound.leasefeed import LeaseFeed, LineDecoder
@@ -90,10 +91,7 @@ async def test_unix_feed(tmp_path: Path) -> None:
     await w.drain()
     w.close()
     await w.wait_closed()
-    for _ in range(200):
-        if feed.stats.records == 1:
-            break
-        await asyncio.sleep(0.01)
+    await eventually(lambda: feed.stats.records == 1)
     server.close()
     await server.wait_closed()
     assert holder(h, "203.0.113.7", 150) == "cust7"
@@ -108,10 +106,7 @@ async def test_follow_file_reads_appends_and_rotation(tmp_path: Path) -> None:
     task = asyncio.create_task(feed.follow_file(path, interval=0.01, stop=stop))
 
     async def until(n: int) -> None:
-        for _ in range(300):
-            if feed.stats.records >= n:
-                return
-            await asyncio.sleep(0.01)
+        assert await eventually(lambda: feed.stats.records >= n)
 
     await until(1)
     with path.open("ab") as fh:
