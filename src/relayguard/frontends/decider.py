@@ -76,14 +76,11 @@ class RateLimitDecider:
         # Exemption is by network; caching per address keeps the hot path to one dict lookup.
         self._exempt_cache: dict[str, bool] = {}
 
-    def _is_exempt(self, addr: str) -> bool:
-        if not self.exempt:
-            return False
-        hit = self._exempt_cache.get(addr)
-        if hit is None:
-            if len(self._exempt_cache) > 100_000:
-                self._exempt_cache.clear()
-            hit = self._exempt_cache[addr] = self.exempt.contains(addr)
+    def _exempt_miss(self, addr: str) -> bool:
+        """The exempt list's answer for an address not in the cache yet; cached (bounded)."""
+        if len(self._exempt_cache) > 100_000:
+            self._exempt_cache.clear()
+        hit = self._exempt_cache[addr] = self.exempt.contains(addr)
         return hit
 
     def _purge(self, now: float) -> None:
@@ -104,11 +101,12 @@ class RateLimitDecider:
         key = attrs.get("sasl_username") or address
         if not key:
             return DUNNO
-        exempt = self._exempt_cache.get(address)  # the usual answer, without a call
-        if exempt is None:
-            exempt = self._is_exempt(address)
-        if exempt:
-            return DUNNO
+        if self.exempt:
+            exempt = self._exempt_cache.get(address)  # the usual answer, without a call
+            if exempt is None:
+                exempt = self._exempt_miss(address)
+            if exempt:
+                return DUNNO
         now = self.clock.monotonic()
         w = self._windows.get(key)
         if w is None or now - w.start >= self.window:
