@@ -189,6 +189,10 @@ class NameTable:
         for k, arr in zip(self._ARRAYS, arrays, strict=True):
             setattr(self, k, arr.data)
 
+    def columns(self) -> tuple[Sequence[int], Sequence[int], Sequence[int], Sequence[int], str]:
+        """(hashes, offsets, lengths, values, joined names): what the compiled engine reads in place."""
+        return self._hashes, self._offs, self._lens, self._vals, self._blob
+
     def get(self, name: str) -> Vals | None:
         hashes = self._hashes
         h = hash(name) & _MASK64

@@ -383,15 +383,16 @@ class Ip4Set:
         self.levels = [lv for lv in levels]
         self._active = [(lv, m) for lv, m in zip(levels, _MASKS, strict=True) if len(lv)]
         self.ttl = limits.ttl_of(meta)
-        self._flat = [(lv.keys, lv.vals, lv.buckets, m) for lv, m in self._active]  # for fast()
+        # (keys, values, bucket edges, mask) per level, most specific first: fast() and the compiled engine
+        self.flat = [(lv.keys, lv.vals, lv.buckets, m) for lv, m in self._active]
 
-    # _flat holds the levels' memoryviews (which do not pickle): it is taken again from the unpickled levels
+    # flat holds the levels' memoryviews (which do not pickle): it is taken again from the unpickled levels
     def __getstate__(self) -> dict[str, object]:
-        return {k: v for k, v in self.__dict__.items() if k != "_flat"}
+        return {k: v for k, v in self.__dict__.items() if k != "flat"}
 
     def __setstate__(self, state: dict[str, object]) -> None:
         self.__dict__.update(state)
-        self._flat = [(lv.keys, lv.vals, lv.buckets, m) for lv, m in self._active]
+        self.flat = [(lv.keys, lv.vals, lv.buckets, m) for lv, m in self._active]
 
     @classmethod
     def load(cls, paths: Iterable[Source], limits: Limits) -> Ip4Set:
@@ -439,7 +440,7 @@ class Ip4Set:
         """lookup() and the records, inlined: this runs for every IPv4 question of the zone."""
         if ip is None:
             return False
-        for keys, vals, buckets, mask in self._flat:
+        for keys, vals, buckets, mask in self.flat:
             k = ip & mask
             b = k >> 16
             lo = buckets[b]

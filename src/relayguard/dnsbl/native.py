@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from relayguard.dnsbl.answer import T_A, emit_a_txt, expand_txt_whole
 from relayguard.dnsbl.datafile import Meta, Rec
-from relayguard.dnsbl.dnset import DnSet, NameTable
+from relayguard.dnsbl.dnset import DnSet
 from relayguard.dnsbl.ip4 import CompactPrefixTable, Ip4Set, Ip4Trie, Ip4TSet
 from relayguard.dnsbl.ip6 import Ip6Trie
 from relayguard.dnsbl.live import LiveDataset
@@ -82,10 +82,6 @@ def _recs(recs: list[Rec | None], meta: Meta, ttl: int) -> list[tuple[bytes, tup
     return out
 
 
-def _table(t: NameTable) -> tuple[Any, ...]:
-    return (t._hashes, t._offs, t._lens, t._vals, t._blob)
-
-
 def _datasets(ds: object) -> list[tuple[Any, ...]]:
     """The engine's view of a dataset (a live zone's dataset is several), made once per dataset: a
     live-listing change rebuilds the engine, not the descriptions of the file datasets it reuses."""
@@ -109,7 +105,7 @@ def _describe(ds: object) -> tuple[Any, ...]:
     if not (isinstance(ttl, int) and 0 <= ttl < 2**32):
         raise NotCompilable("TTL")
     if type(ds) is Ip4Set:
-        return (1, ttl, list(ds._flat), _recs(ds.recs, ds.meta, ttl))
+        return (1, ttl, list(ds.flat), _recs(ds.recs, ds.meta, ttl))
     if type(ds) is Ip4TSet:
         return (5, ttl, ds.keys, _recs([ds.rec], ds.meta, ttl))
     if type(ds) is Ip4Trie and isinstance(ds.table, CompactPrefixTable):
@@ -117,7 +113,7 @@ def _describe(ds: object) -> tuple[Any, ...]:
         return (3, ttl, levels, _recs(ds.recs, ds.meta, ttl))
     if type(ds) is DnSet:
         # names with several values are marked in the arrays (0xFFFFFFFF): the engine hands those to Python
-        return (2, ttl, _table(ds.exact), _table(ds.wild) if len(ds.wild) else None, ds.max_wild_labels,
+        return (2, ttl, ds.exact.columns(), ds.wild.columns() if len(ds.wild) else None, ds.max_wild_labels,
                 _recs(ds.recs, ds.meta, ttl))
     raise NotCompilable(getattr(ds, "kind", type(ds).__name__))
 
